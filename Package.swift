@@ -1,0 +1,43 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "QuantKit",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "QuantCore", targets: ["QuantCore"]),
+        .library(name: "SafeTensors", targets: ["SafeTensors"]),
+        .library(name: "Packing", targets: ["Packing"]),
+        .library(name: "GPTQ", targets: ["GPTQ"]),
+        .library(name: "AWQ", targets: ["AWQ"]),
+        .library(name: "LanguageModel", targets: ["LanguageModel"]),
+        .library(name: "QuantPipeline", targets: ["QuantPipeline"]),
+        .executable(name: "quantkit", targets: ["quantkit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLinearAlgebra", path: "Sources/CLinearAlgebra"),
+        .target(name: "QuantCore", dependencies: ["CLinearAlgebra"]),
+        .target(name: "SafeTensors", dependencies: ["QuantCore"]),
+        .target(name: "Packing", dependencies: ["QuantCore", "SafeTensors"]),
+        .target(name: "GPTQ", dependencies: ["QuantCore"]),
+        .target(name: "AWQ", dependencies: ["QuantCore"]),
+        .target(name: "LanguageModel", dependencies: ["QuantCore", "SafeTensors", "Packing"]),
+        .target(name: "QuantPipeline",
+                dependencies: ["QuantCore", "SafeTensors", "Packing", "GPTQ", "AWQ", "LanguageModel"]),
+        .executableTarget(
+            name: "quantkit",
+            dependencies: [
+                "QuantPipeline", "QuantCore", "SafeTensors", "Packing", "GPTQ", "AWQ", "LanguageModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .target(name: "TestSupport", dependencies: ["QuantCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "QuantCoreTests", dependencies: ["QuantCore", "TestSupport"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "QuantCore", "TestSupport"]),
+        .testTarget(name: "PackingTests", dependencies: ["Packing", "QuantCore", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "GPTQTests", dependencies: ["GPTQ", "QuantCore", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,131 @@
+import CLinearAlgebra
+
+/// Whether a BLAS operand is used as stored or transposed.
+public enum Transpose: Sendable {
+    case none
+    case transpose
+}
+
+/// A triangle of a square matrix, named in **row-major** terms (the layout of every QuantKit
+/// buffer): `.upper` holds the elements `(i, j)` with `j ≥ i`.
+public enum Triangle: Sendable {
+    case upper
+    case lower
+
+    /// The same elements seen by column-major LAPACK (row-major upper ≡ column-major lower).
+    var columnMajorFlag: Int8 { self == .upper ? Int8(UInt8(ascii: "L")) : Int8(UInt8(ascii: "U")) }
+    var cblas: CBLAS_UPLO { self == .upper ? CblasUpper : CblasLower }
+}
+
+/// `Float` and `Double`: the element types with typed BLAS and LAPACK wrappers.
+///
+/// All matrices are **row-major** with leading dimension `ld` (≥ the number of columns).
+/// LAPACK routines are called in column-major mode on the same buffer with the opposite triangle,
+/// which avoids the transposed copy that row-major LAPACKE makes (see `PLATFORM.md`).
+public protocol BLASScalar: BinaryFloatingPoint, Sendable {
+    /// `C ← α·op(A)·op(B) + β·C`, with `op(A)` `m×k`, `op(B)` `k×n`, `C` `m×n`.
+    static func gemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                     alpha: Self, a: UnsafePointer<Self>, lda: Int,
+                     b: UnsafePointer<Self>, ldb: Int,
+                     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+
+    /// Symmetric rank-k update of one triangle of `C` (`n×n`): `C ← α·AᵀA + β·C` when
+    /// `trans == .transpose` (`A` is `k×n`), `C ← α·AAᵀ + β·C` otherwise (`A` is `n×k`).
+    /// The other triangle is left untouched.
+    static func syrk(_ uplo: Triangle, _ trans: Transpose, n: Int, k: Int,
+                     alpha: Self, a: UnsafePointer<Self>, lda: Int,
+                     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+
+    /// Cholesky factorization in place (`potrf`). With `.upper` the triangle becomes `U` with
+    /// `A = UᵀU`; with `.lower`, `L` with `A = LLᵀ`. The other triangle is not touched.
+    static func potrf(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Self>, lda: Int) throws(LinearAlgebraError)
+
+    /// Inverse of `A` from its Cholesky factor in `uplo` (`potri`); only that triangle of `A⁻¹`
+    /// is written.
+    static func potri(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Self>, lda: Int) throws(LinearAlgebraError)
+
+    /// Inverse of a triangular matrix in place (`trtri`), non-unit diagonal.
+    static func trtri(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Self>, lda: Int) throws(LinearAlgebraError)
+}
+
+@usableFromInline @inline(__always)
+func cblasTrans(_ t: Transpose) -> CBLAS_TRANSPOSE { t == .none ? CblasNoTrans : CblasTrans }
+
+@inline(__always)
+func checkInfo(_ info: Int32, _ routine: String, positive: (Int) -> LinearAlgebraError) throws(LinearAlgebraError) {
+    if info == 0 { return }
+    if info == -1010 { throw .outOfMemory(routine: routine) }
+    if info < 0 { throw .invalidArgument(routine: routine, position: Int(-info)) }
+    throw positive(Int(info))
+}
+
+private let colMajor = Int32(LAPACK_COL_MAJOR)
+private let nonUnit = Int8(UInt8(ascii: "N"))
+
+extension Float: BLASScalar {
+    @inlinable
+    public static func gemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                            alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor, cblasTrans(transA), cblasTrans(transB), Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    public static func syrk(_ uplo: Triangle, _ trans: Transpose, n: Int, k: Int,
+                            alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_ssyrk(CblasRowMajor, uplo.cblas, cblasTrans(trans), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), beta, c, Int32(ldc))
+    }
+
+    public static func potrf(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Float>, lda: Int) throws(LinearAlgebraError) {
+        try checkInfo(LAPACKE_spotrf_work(colMajor, uplo.columnMajorFlag, Int32(n), a, Int32(lda)), "spotrf") { .notPositiveDefinite(minor: $0) }
+    }
+
+    public static func potri(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Float>, lda: Int) throws(LinearAlgebraError) {
+        try checkInfo(LAPACKE_spotri_work(colMajor, uplo.columnMajorFlag, Int32(n), a, Int32(lda)), "spotri") { .singular(index: $0) }
+    }
+
+    public static func trtri(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Float>, lda: Int) throws(LinearAlgebraError) {
+        try checkInfo(LAPACKE_strtri_work(colMajor, uplo.columnMajorFlag, nonUnit, Int32(n), a, Int32(lda)), "strtri") { .singular(index: $0) }
+    }
+}
+
+extension Double: BLASScalar {
+    @inlinable
+    public static func gemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                            alpha: Double, a: UnsafePointer<Double>, lda: Int,
+                            b: UnsafePointer<Double>, ldb: Int,
+                            beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        cblas_dgemm(CblasRowMajor, cblasTrans(transA), cblasTrans(transB), Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    public static func syrk(_ uplo: Triangle, _ trans: Transpose, n: Int, k: Int,
+                            alpha: Double, a: UnsafePointer<Double>, lda: Int,
+                            beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        cblas_dsyrk(CblasRowMajor, uplo.cblas, cblasTrans(trans), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), beta, c, Int32(ldc))
+    }
+
+    public static func potrf(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Double>, lda: Int) throws(LinearAlgebraError) {
+        try checkInfo(LAPACKE_dpotrf_work(colMajor, uplo.columnMajorFlag, Int32(n), a, Int32(lda)), "dpotrf") { .notPositiveDefinite(minor: $0) }
+    }
+
+    public static func potri(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Double>, lda: Int) throws(LinearAlgebraError) {
+        try checkInfo(LAPACKE_dpotri_work(colMajor, uplo.columnMajorFlag, Int32(n), a, Int32(lda)), "dpotri") { .singular(index: $0) }
+    }
+
+    public static func trtri(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Double>, lda: Int) throws(LinearAlgebraError) {
+        try checkInfo(LAPACKE_dtrtri_work(colMajor, uplo.columnMajorFlag, nonUnit, Int32(n), a, Int32(lda)), "dtrtri") { .singular(index: $0) }
+    }
+}
+
+/// Process-wide BLAS settings.
+public enum BLASThreads {
+    /// Sets the number of OpenBLAS threads (process-global).
+    public static func set(_ count: Int) { openblas_set_num_threads(Int32(count)) }
+    /// The number of OpenBLAS threads in use.
+    public static var count: Int { Int(openblas_get_num_threads()) }
+}

@@ -1,0 +1,58 @@
+/// Whole-matrix conveniences over the `BLASScalar` wrappers.
+extension Matrix {
+    /// `op(self) · op(other)` as a new matrix (one GEMM).
+    public func multiplied(by other: Matrix, transposeSelf: Bool = false, transposeOther: Bool = false) -> Matrix {
+        let m = transposeSelf ? cols : rows
+        let k = transposeSelf ? rows : cols
+        let k2 = transposeOther ? other.cols : other.rows
+        let n = transposeOther ? other.rows : other.cols
+        precondition(k == k2, "inner dimensions differ: \(k) vs \(k2)")
+        var out = Matrix(rows: m, cols: n)
+        if m == 0 || n == 0 { return out }
+        if k == 0 { return out }
+        storage.withUnsafeBufferPointer { a in
+            other.storage.withUnsafeBufferPointer { b in
+                out.storage.withUnsafeMutableBufferPointer { c in
+                    Scalar.gemm(transposeSelf ? .transpose : .none, transposeOther ? .transpose : .none,
+                                m: m, n: n, k: k, alpha: 1, a: a.baseAddress!, lda: cols,
+                                b: b.baseAddress!, ldb: other.cols, beta: 0, c: c.baseAddress!, ldc: n)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Copies the `from` triangle onto the other one, making the matrix symmetric.
+    public mutating func symmetrize(from triangle: Triangle) {
+        precondition(rows == cols, "symmetrize needs a square matrix")
+        let n = rows
+        storage.withUnsafeMutableBufferPointer { p in
+            for i in 0..<n {
+                for j in (i + 1)..<max(i + 1, n) {
+                    if triangle == .upper { p[j * n + i] = p[i * n + j] } else { p[i * n + j] = p[j * n + i] }
+                }
+            }
+        }
+    }
+
+    /// Sets the strict `triangle` (diagonal excluded) to zero.
+    public mutating func zeroStrictTriangle(_ triangle: Triangle) {
+        precondition(rows == cols, "needs a square matrix")
+        let n = rows
+        storage.withUnsafeMutableBufferPointer { p in
+            for i in 0..<n {
+                if triangle == .lower { for j in 0..<i { p[i * n + j] = 0 } }
+                else { for j in (i + 1)..<max(i + 1, n) { p[i * n + j] = 0 } }
+            }
+        }
+    }
+
+    /// Sum of squared elements, accumulated in `Double`.
+    public var squaredNorm: Double {
+        storage.withUnsafeBufferPointer { p in
+            var s = 0.0
+            for x in p { let d = Double(x); s += d * d }
+            return s
+        }
+    }
+}
