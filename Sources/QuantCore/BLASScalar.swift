@@ -29,6 +29,10 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable {
                      b: UnsafePointer<Self>, ldb: Int,
                      beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 
+    /// Rank-1 update `A ← α·x·yᵀ + A` of the `m×n` matrix `A`.
+    static func ger(m: Int, n: Int, alpha: Self, x: UnsafePointer<Self>, incX: Int, y: UnsafePointer<Self>, incY: Int,
+                    a: UnsafeMutablePointer<Self>, lda: Int)
+
     /// Symmetric rank-k update of one triangle of `C` (`n×n`): `C ← α·AᵀA + β·C` when
     /// `trans == .transpose` (`A` is `k×n`), `C ← α·AAᵀ + β·C` otherwise (`A` is `n×k`).
     /// The other triangle is left untouched.
@@ -72,6 +76,11 @@ extension Float: BLASScalar {
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    public static func ger(m: Int, n: Int, alpha: Float, x: UnsafePointer<Float>, incX: Int, y: UnsafePointer<Float>, incY: Int,
+                           a: UnsafeMutablePointer<Float>, lda: Int) {
+        cblas_sger(CblasRowMajor, Int32(m), Int32(n), alpha, x, Int32(incX), y, Int32(incY), a, Int32(lda))
+    }
+
     public static func syrk(_ uplo: Triangle, _ trans: Transpose, n: Int, k: Int,
                             alpha: Float, a: UnsafePointer<Float>, lda: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -100,6 +109,11 @@ extension Double: BLASScalar {
                             beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
         cblas_dgemm(CblasRowMajor, cblasTrans(transA), cblasTrans(transB), Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    public static func ger(m: Int, n: Int, alpha: Double, x: UnsafePointer<Double>, incX: Int, y: UnsafePointer<Double>, incY: Int,
+                           a: UnsafeMutablePointer<Double>, lda: Int) {
+        cblas_dger(CblasRowMajor, Int32(m), Int32(n), alpha, x, Int32(incX), y, Int32(incY), a, Int32(lda))
     }
 
     public static func syrk(_ uplo: Triangle, _ trans: Transpose, n: Int, k: Int,

@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import QuantCore
+
+/// Settings of one GPTQ solve (`GPTQ-REFERENCE.md` §1.2; defaults as the reference).
+public struct GPTQConfiguration: Sendable, Hashable {
+    /// The grid to quantize to.
+    public var scheme: QuantScheme
+    /// Columns per lazy batch (`B`, 128 in the reference). Results do not depend on it.
+    public var blockSize: Int
+    /// Damping `λ = dampingFraction · mean(diag H)` added to the diagonal (`percdamp`, 0.01).
+    public var dampingFraction: Double
+    /// Added to `dampingFraction` after each failed Cholesky, while it stays below 1 (GPTQModel).
+    public var dampingIncrement: Double
+    /// Quantize columns in descending `diag H` order (`desc_act`).
+    public var actOrder: Bool
+    /// Fix every group's grid from the original weight before the solve (trivial `g_idx` even
+    /// with act-order).
+    public var staticGroups: Bool
+    /// Optional MSE search of each group's range instead of plain min–max.
+    public var clipSearch: MSEClipSearch?
+    /// How `H⁻¹`'s upper Cholesky factor is computed.
+    public var inverseRoute: CholeskyInverse.Route
+
+    public init(scheme: QuantScheme, blockSize: Int = 128, dampingFraction: Double = 0.01, dampingIncrement: Double = 0.01,
+                actOrder: Bool = false, staticGroups: Bool = false, clipSearch: MSEClipSearch? = nil,
+                inverseRoute: CholeskyInverse.Route = .reversedCholesky) {
+        self.scheme = scheme
+        self.blockSize = max(1, blockSize)
+        self.dampingFraction = dampingFraction
+        self.dampingIncrement = dampingIncrement
+        self.actOrder = actOrder
+        self.staticGroups = staticGroups
+        self.clipSearch = clipSearch
+        self.inverseRoute = inverseRoute
+    }
+}
+
+/// The reference quantizer's MSE range search (`mse=True`, `GPTQ-REFERENCE.md` §1.3): shrink the
+/// min–max range by `p = 1, 1 − 1/grid, …` down to `1 − maxShrink`, keep the grid with the least
+/// `Σ |q − x|^norm`.
+public struct MSEClipSearch: Sendable, Hashable {
+    public var norm: Float
+    public var grid: Int
+    public var maxShrink: Float
+
+    public init(norm: Float = 2.4, grid: Int = 100, maxShrink: Float = 0.8) {
+        self.norm = norm
+        self.grid = grid
+        self.maxShrink = maxShrink
+    }
+
+    /// The best grid for `values` (one group of one row) on `scheme`.
+    public func grid(of values: UnsafeBufferPointer<Float>, scheme: QuantScheme) -> GroupGrid {
+        var lo = Float.infinity, hi = -Float.infinity
+        for v in values { lo = min(lo, v); hi = max(hi, v) }
+        if values.isEmpty { lo = 0; hi = 0 }
+        lo = min(lo, 0); hi = max(hi, 0)
+        var best = scheme.grid(minimum: lo, maximum: hi)
+        var bestError = Float.infinity
+        let steps = Int(maxShrink * Float(grid))
+        for k in 0..<steps {
+            let p = 1 - Float(k) / Float(grid)
+            let g = scheme.grid(minimum: p * lo, maximum: p * hi)
+            var e: Float = 0
+            if norm == 2 {
+                for v in values { let d = scheme.fakeQuantize(v, on: g) - v; e += d * d }
+            } else {
+                for v in values { e += powf(abs(scheme.fakeQuantize(v, on: g) - v), norm) }
+            }
+            if e < bestError { bestError = e; best = g }
+        }
+        return best
+    }
+}

@@ -1,0 +1,34 @@
+import QuantCore
+
+/// What happened during one GPTQ solve.
+public struct GPTQDiagnostics: Sendable, Equatable {
+    /// Why the solve fell back to round-to-nearest.
+    public enum Fallback: Sendable, Equatable {
+        /// Every damping up to 1.0 left `H` not positive definite.
+        case choleskyFailed(lastMinor: Int)
+        /// `H` is all zeros: the layer saw no calibration signal.
+        case noCalibrationSignal
+    }
+
+    /// The GPTQ objective `Σ (w − q)² / (2·U_ii²)` (`sum(Losses)` of the reference); `nil` after a fallback.
+    public var loss: Double?
+    /// Damping fraction finally used (`nil` after a fallback).
+    public var dampingFraction: Double?
+    /// Damping fractions that failed, in order.
+    public var failedDampingFractions: [Double]
+    /// Set when the layer was quantized by RTN instead.
+    public var fallback: Fallback?
+    /// Columns with `H_ii = 0` (zeroed, as the reference).
+    public var deadColumns: Int
+    /// Wall time of damping + Cholesky inverse, and of the lazy-batch loop, in seconds.
+    public var factorSeconds: Double
+    public var loopSeconds: Double
+    /// Total wall time in seconds.
+    public var seconds: Double { factorSeconds + loopSeconds }
+}
+
+/// A GPTQ-quantized layer and its diagnostics.
+public struct GPTQResult: Sendable {
+    public var quantized: QuantizedLinear
+    public var diagnostics: GPTQDiagnostics
+}

@@ -1,0 +1,113 @@
+import QuantCore
+
+/// Accumulates a layer's GPTQ Hessian `H = 2/n · Σ xᵀx` from activation chunks as they stream
+/// out of a forward pass, without ever holding all activations.
+///
+/// Each chunk `X [tokens × columns]` (row-major `Float`, one row per token) is folded in with
+/// one `ssyrk` (half the flops of a GEMM), and chunks are summed in `Double`. Small chunks are
+/// buffered up to `flushTokens` rows so the `syrk` runs on a BLAS-friendly size. `n` counts
+/// tokens (the reference counts sequences; the scale of `H` changes only the reported loss).
+/// Linears that share an input (q/k/v, gate/up) share one accumulator.
+public struct HessianAccumulator: Sendable {
+    /// Input features of the layer(s): `H` is `columns × columns`.
+    public let columns: Int
+    /// Name used in errors.
+    public let name: String
+    /// Rows gathered before a `syrk` (default 2048).
+    public let flushTokens: Int
+    /// Tokens accumulated so far (masked tokens excluded).
+    public private(set) var tokens: Int = 0
+    private var sum: [Double]       // upper triangle of Σ xᵀx
+    private var partial: [Float]    // one syrk result
+    private var pending: [Float]    // buffered rows
+    private var pendingRows = 0
+
+    public init(columns: Int, name: String = "layer", flushTokens: Int = 2048) {
+        self.columns = columns
+        self.name = name
+        self.flushTokens = max(1, flushTokens)
+        sum = [Double](repeating: 0, count: columns * columns)
+        partial = []
+        pending = []
+    }
+
+    /// Adds the rows of `chunk` (`[tokens × columns]`) whose `mask` entry is `true` (all rows
+    /// when `mask` is `nil`; padding tokens should be masked out).
+    /// - Throws: `.shapeMismatch`, or `.nonFiniteActivations` naming the layer and row.
+    public mutating func add(_ chunk: Matrix<Float>, mask: [Bool]? = nil) throws(GPTQError) {
+        guard chunk.cols == columns else {
+            throw .shapeMismatch(what: "activations of '\(name)'", expected: "[tokens × \(columns)]", found: "[\(chunk.rows) × \(chunk.cols)]")
+        }
+        if let mask, mask.count != chunk.rows {
+            throw .shapeMismatch(what: "mask of '\(name)'", expected: "\(chunk.rows) entries", found: "\(mask.count)")
+        }
+        let result = chunk.storage.withUnsafeBufferPointer { x in
+            Result { () throws(GPTQError) in try add(rows: x, count: chunk.rows, mask: mask) }
+        }
+        try result.get()
+    }
+
+    /// Adds `count` rows from a raw buffer (`count × columns` floats, row-major).
+    public mutating func add(rows x: UnsafeBufferPointer<Float>, count: Int, mask: [Bool]? = nil) throws(GPTQError) {
+        precondition(x.count >= count * columns)
+        for r in 0..<count where mask?[r] ?? true {
+            for c in 0..<columns where !x[r * columns + c].isFinite { throw .nonFiniteActivations(layer: name, row: r) }
+        }
+        let kept = mask.map { m in (0..<count).filter { m[$0] } }
+        let n = kept?.count ?? count
+        if n == 0 { return }
+        if pendingRows == 0 && kept == nil && n >= flushTokens {
+            fold(x.baseAddress!, rows: n)  // large chunk: straight to syrk, no copy
+            tokens += n
+            return
+        }
+        if pending.isEmpty { pending = [Float](repeating: 0, count: flushTokens * columns) }
+        var next = 0
+        while next < n {
+            let take = min(n - next, flushTokens - pendingRows)
+            pending.withUnsafeMutableBufferPointer { p in
+                for k in 0..<take {
+                    let src = kept?[next + k] ?? (next + k)
+                    (p.baseAddress! + (pendingRows + k) * columns).update(from: x.baseAddress! + src * columns, count: columns)
+                }
+            }
+            pendingRows += take
+            next += take
+            if pendingRows == flushTokens { flushPending() }
+        }
+        tokens += n
+    }
+
+    private mutating func flushPending() {
+        guard pendingRows > 0 else { return }
+        let rows = pendingRows
+        pending.withUnsafeBufferPointer { p in fold(p.baseAddress!, rows: rows) }
+        pendingRows = 0
+    }
+
+    /// `sum += XᵀX` for `rows` rows at `x`: syrk in Float, accumulation in Double.
+    private mutating func fold(_ x: UnsafePointer<Float>, rows: Int) {
+        let d = columns
+        if partial.isEmpty { partial = [Float](repeating: 0, count: d * d) }
+        partial.withUnsafeMutableBufferPointer { c in
+            Float.syrk(.upper, .transpose, n: d, k: rows, alpha: 1, a: x, lda: d, beta: 0, c: c.baseAddress!, ldc: d)
+            sum.withUnsafeMutableBufferPointer { s in
+                for i in 0..<d {
+                    let row = i * d
+                    for j in i..<d { s[row + j] += Double(c[row + j]) }
+                }
+            }
+        }
+    }
+
+    /// The Hessian `2/n · Σ xᵀx` (`columns × columns`, symmetric, Double); all zeros when no
+    /// token was added.
+    public mutating func hessian() -> Matrix<Double> {
+        flushPending()
+        var h = Matrix<Double>(rows: columns, cols: columns, storage: sum)
+        let scale = tokens > 0 ? 2.0 / Double(tokens) : 0
+        h.storage.withUnsafeMutableBufferPointer { p in for k in p.indices { p[k] *= scale } }
+        h.symmetrize(from: .upper)
+        return h
+    }
+}
