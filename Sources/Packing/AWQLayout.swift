@@ -35,9 +35,9 @@ enum AWQLayout {
         let qweight = q.codes.withUnsafeBufferPointer { c in packRows(rows: n, cols: out) { i, o in c[o * n + i] } }
         let qzeros = q.zeros.withUnsafeBufferPointer { z in packRows(rows: groups, cols: out) { g, o in z[g * out + o] } }
         return [
-            Tensor(name: prefix + ".qweight", int32s: qweight, shape: [n, out / 8]),
-            Tensor(name: prefix + ".qzeros", int32s: qzeros, shape: [groups, out / 8]),
-            Tensor(name: prefix + ".scales", floats: q.scales, shape: [groups, out], dtype: .f16),
+            Tensor(name: tensorName(prefix, "qweight"), int32s: qweight, shape: [n, out / 8]),
+            Tensor(name: tensorName(prefix, "qzeros"), int32s: qzeros, shape: [groups, out / 8]),
+            Tensor(name: tensorName(prefix, "scales"), floats: q.scales, shape: [groups, out], dtype: .f16),
         ]
     }
 

@@ -22,8 +22,8 @@ enum CompressedTensorsLayout {
         var scaleT = [Float](repeating: 0, count: out * groups)
         for g in 0..<groups { for o in 0..<out { scaleT[o * groups + g] = q.scales[g * out + o] } }
         var list = [
-            Tensor(name: prefix + ".weight_packed", int32s: packed.map { Int32(bitPattern: $0) }, shape: [out, wpr]),
-            Tensor(name: prefix + ".weight_scale", floats: scaleT, shape: [out, groups], dtype: .f16),
+            Tensor(name: tensorName(prefix, "weight_packed"), int32s: packed.map { Int32(bitPattern: $0) }, shape: [out, wpr]),
+            Tensor(name: tensorName(prefix, "weight_scale"), floats: scaleT, shape: [out, groups], dtype: .f16),
         ]
         if !q.scheme.symmetric {
             let zr = BitPacking.wordCount(codes: out, bits: b)
@@ -35,10 +35,10 @@ enum CompressedTensorsLayout {
                     }
                 }
             }
-            list.append(Tensor(name: prefix + ".weight_zero_point", int32s: zp.map { Int32(bitPattern: $0) }, shape: [zr, groups]))
+            list.append(Tensor(name: tensorName(prefix, "weight_zero_point"), int32s: zp.map { Int32(bitPattern: $0) }, shape: [zr, groups]))
         }
-        list.append(Tensor(name: prefix + ".weight_shape", int32s: [Int32(out), Int32(n)], shape: [2]))
-        if includeGroupIndex { list.append(Tensor(name: prefix + ".weight_g_idx", int32s: q.groupIndex, shape: [n])) }
+        list.append(Tensor(name: tensorName(prefix, "weight_shape"), int32s: [Int32(out), Int32(n)], shape: [2]))
+        if includeGroupIndex { list.append(Tensor(name: tensorName(prefix, "weight_g_idx"), int32s: q.groupIndex, shape: [n])) }
         return list
     }
 

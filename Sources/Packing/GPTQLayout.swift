@@ -33,10 +33,10 @@ enum GPTQLayout {
             }
         }
         return [
-            Tensor(name: prefix + ".qweight", int32s: qweight.map { Int32(bitPattern: $0) }, shape: [rows, out]),
-            Tensor(name: prefix + ".qzeros", int32s: qzeros.map { Int32(bitPattern: $0) }, shape: [groups, zcols]),
-            Tensor(name: prefix + ".scales", floats: q.scales, shape: [groups, out], dtype: .f16),
-            Tensor(name: prefix + ".g_idx", int32s: q.groupIndex, shape: [n]),
+            Tensor(name: tensorName(prefix, "qweight"), int32s: qweight.map { Int32(bitPattern: $0) }, shape: [rows, out]),
+            Tensor(name: tensorName(prefix, "qzeros"), int32s: qzeros.map { Int32(bitPattern: $0) }, shape: [groups, zcols]),
+            Tensor(name: tensorName(prefix, "scales"), floats: q.scales, shape: [groups, out], dtype: .f16),
+            Tensor(name: tensorName(prefix, "g_idx"), int32s: q.groupIndex, shape: [n]),
         ]
     }
 

@@ -43,7 +43,7 @@ public enum Packer {
         try check(format, outFeatures: outFeatures, inFeatures: inFeatures, scheme: scheme, trivialGroupIndex: trivialGroupIndex)
         let groups = scheme.groupCount(columns: inFeatures)
         let b = scheme.bits
-        func e(_ s: String, _ d: DType, _ shape: [Int]) -> SafeTensorsWriter.Entry { .init(name: prefix + "." + s, dtype: d, shape: shape) }
+        func e(_ s: String, _ d: DType, _ shape: [Int]) -> SafeTensorsWriter.Entry { .init(name: tensorName(prefix, s), dtype: d, shape: shape) }
         switch format {
         case .gptq, .gptqV2:
             return [e("qweight", .i32, [inFeatures * b / 32, outFeatures]),
@@ -87,23 +87,26 @@ public enum Packer {
     public static func unpack(format: PackFormat, prefix: String, scheme: QuantScheme,
                               tensor: (String) throws -> Tensor?) throws -> QuantizedLinear {
         func need(_ s: String) throws -> Tensor {
-            guard let t = try tensor(prefix + "." + s) else { throw PackingError.malformed(tensor: prefix + "." + s, reason: "missing") }
+            guard let t = try tensor(tensorName(prefix, s)) else { throw PackingError.malformed(tensor: tensorName(prefix, s), reason: "missing") }
             return t
         }
         switch format {
         case .gptq, .gptqV2:
             return try GPTQLayout.unpack(qweight: need("qweight"), qzeros: need("qzeros"), scales: need("scales"),
-                                         gIdx: try tensor(prefix + ".g_idx"), scheme: scheme, v1: format == .gptq)
+                                         gIdx: try tensor(tensorName(prefix, "g_idx")), scheme: scheme, v1: format == .gptq)
         case .awq:
             return try AWQLayout.unpack(qweight: need("qweight"), qzeros: need("qzeros"), scales: need("scales"), scheme: scheme)
         case .compressedTensors:
             return try CompressedTensorsLayout.unpack(packed: need("weight_packed"), scale: need("weight_scale"),
                                                       zeroPoint: scheme.symmetric ? nil : need("weight_zero_point"),
-                                                      shape: need("weight_shape"), gIdx: try tensor(prefix + ".weight_g_idx"),
+                                                      shape: need("weight_shape"), gIdx: try tensor(tensorName(prefix, "weight_g_idx")),
                                                       scheme: scheme)
         }
     }
 }
+
+/// `prefix.suffix`, or just `suffix` when the prefix is empty.
+func tensorName(_ prefix: String, _ suffix: String) -> String { prefix.isEmpty ? suffix : prefix + "." + suffix }
 
 /// Shared checks for unpacking.
 enum Expect {

@@ -55,6 +55,11 @@ struct InspectCommand: ParsableCommand {
         var isDir: ObjCBool = false
         FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
         let dir = isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
+        if !isDir.boolValue, let text = try SafeTensorsFile(path: path).metadata["quantization_config"] {
+            let q = try JSONParser.parse(Array(text.utf8))
+            _ = try QuantizationConfig.parse(q)
+            return q
+        }
         guard let data = FileManager.default.contents(atPath: dir + "/config.json") else { return nil }
         let config = try JSONParser.parse([UInt8](data))
         guard let q = config["quantization_config"] else { return nil }
