@@ -1,0 +1,136 @@
+import Foundation
+import SafeTensors
+
+/// The parts of a Hugging Face `config.json` a LLaMA-family decoder needs.
+public struct ModelConfig: Sendable, Equatable {
+    /// RoPE frequency scaling (`rope_scaling` / `rope_parameters`).
+    public enum RopeScaling: Sendable, Equatable {
+        case none
+        /// Positions divided by `factor`.
+        case linear(factor: Double)
+        /// LLaMA-3.1's piecewise frequency scaling.
+        case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
+    }
+
+    public var architecture: String
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var keyValueHeadCount: Int
+    public var headDimension: Int
+    public var vocabularySize: Int
+    public var rmsNormEpsilon: Float
+    public var ropeTheta: Double
+    public var ropeScaling: RopeScaling
+    public var tieWordEmbeddings: Bool
+    /// q/k/v projections have biases (Qwen2, or `attention_bias`).
+    public var attentionBias: Bool
+    /// o_proj has a bias (`attention_bias` in LLaMA; never in Qwen2).
+    public var outputBias: Bool
+    public var mlpBias: Bool
+    public var maxPositions: Int
+    /// The raw `quantization_config`, when the checkpoint is quantized.
+    public var quantizationConfig: JSONValue?
+
+    public init(architecture: String = "LlamaForCausalLM", hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int,
+                keyValueHeadCount: Int, headDimension: Int? = nil, vocabularySize: Int, rmsNormEpsilon: Float = 1e-5,
+                ropeTheta: Double = 10000, ropeScaling: RopeScaling = .none, tieWordEmbeddings: Bool = false,
+                attentionBias: Bool = false, outputBias: Bool = false, mlpBias: Bool = false, maxPositions: Int = 4096) {
+        self.architecture = architecture
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.layerCount = layerCount
+        self.headCount = headCount
+        self.keyValueHeadCount = keyValueHeadCount
+        self.headDimension = headDimension ?? hiddenSize / headCount
+        self.vocabularySize = vocabularySize
+        self.rmsNormEpsilon = rmsNormEpsilon
+        self.ropeTheta = ropeTheta
+        self.ropeScaling = ropeScaling
+        self.tieWordEmbeddings = tieWordEmbeddings
+        self.attentionBias = attentionBias
+        self.outputBias = outputBias
+        self.mlpBias = mlpBias
+        self.maxPositions = maxPositions
+        self.quantizationConfig = nil
+    }
+
+    /// Reads `directory/config.json`.
+    public static func load(directory: String) throws -> ModelConfig {
+        let path = directory + "/config.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LanguageModelError.invalidConfig(file: path, reason: "cannot read the file")
+        }
+        let json: JSONValue
+        do { json = try JSONParser.parse([UInt8](data)) } catch {
+            throw LanguageModelError.invalidConfig(file: path, reason: "not valid JSON: \(error)")
+        }
+        return try parse(json, file: path)
+    }
+
+    /// Builds a config from a parsed `config.json`.
+    public static func parse(_ json: JSONValue, file: String = "config.json") throws -> ModelConfig {
+        func fail(_ r: String) -> LanguageModelError { .invalidConfig(file: file, reason: r) }
+        func number(_ key: String, in obj: JSONValue? = nil) -> Double? {
+            if case .number(let d)? = (obj ?? json)[key] { return d }
+            return nil
+        }
+        func int(_ key: String) throws -> Int {
+            guard let d = number(key), d == d.rounded(), d > 0 else { throw fail("'\(key)' missing or not a positive integer") }
+            return Int(d)
+        }
+        func bool(_ key: String) -> Bool? { if case .bool(let b)? = json[key] { return b }; return nil }
+
+        var arch = "LlamaForCausalLM"
+        if case .array(let a)? = json["architectures"], case .string(let s)? = a.first { arch = s }
+        else if case .string(let t)? = json["model_type"] {
+            arch = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"][t] ?? t
+        }
+        guard ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"].contains(arch) else {
+            throw LanguageModelError.unsupportedArchitecture(arch)
+        }
+        if case .string(let act)? = json["hidden_act"], act != "silu" { throw fail("hidden_act '\(act)' is not supported (only silu)") }
+        let hidden = try int("hidden_size")
+        let heads = try int("num_attention_heads")
+        let kvHeads = number("num_key_value_heads").map { Int($0) } ?? heads
+        guard heads % kvHeads == 0 else { throw fail("num_attention_heads \(heads) is not a multiple of num_key_value_heads \(kvHeads)") }
+        let headDim = number("head_dim").map { Int($0) } ?? hidden / heads
+        let isQwen = arch == "Qwen2ForCausalLM"
+
+        // rope_theta at top level or inside rope_parameters; scaling in rope_scaling or rope_parameters.
+        let ropeParams = json["rope_parameters"]
+        let theta = number("rope_theta") ?? number("rope_theta", in: ropeParams) ?? 10000
+        var scaling = ModelConfig.RopeScaling.none
+        for key in ["rope_scaling", "rope_parameters"] {
+            guard let s = json[key], case .object = s else { continue }
+            var type = "default"
+            if case .string(let t)? = s["rope_type"] { type = t } else if case .string(let t)? = s["type"] { type = t }
+            switch type {
+            case "default": continue
+            case "linear":
+                guard let f = number("factor", in: s) else { throw fail("\(key): linear scaling without 'factor'") }
+                scaling = .linear(factor: f)
+            case "llama3":
+                guard let f = number("factor", in: s), let lo = number("low_freq_factor", in: s),
+                      let hi = number("high_freq_factor", in: s), let orig = number("original_max_position_embeddings", in: s) else {
+                    throw fail("\(key): llama3 scaling needs factor, low_freq_factor, high_freq_factor, original_max_position_embeddings")
+                }
+                scaling = .llama3(factor: f, lowFrequencyFactor: lo, highFrequencyFactor: hi, originalMaxPositions: Int(orig))
+            default:
+                throw fail("\(key): rope type '\(type)' is not supported (default, linear, llama3)")
+            }
+        }
+        var c = ModelConfig(architecture: arch, hiddenSize: hidden, intermediateSize: try int("intermediate_size"),
+                            layerCount: try int("num_hidden_layers"), headCount: heads, keyValueHeadCount: kvHeads,
+                            headDimension: headDim, vocabularySize: try int("vocab_size"),
+                            rmsNormEpsilon: Float(number("rms_norm_eps") ?? 1e-6), ropeTheta: theta, ropeScaling: scaling,
+                            tieWordEmbeddings: bool("tie_word_embeddings") ?? false,
+                            attentionBias: isQwen || (bool("attention_bias") ?? false),
+                            outputBias: !isQwen && (bool("attention_bias") ?? false),
+                            mlpBias: bool("mlp_bias") ?? false,
+                            maxPositions: number("max_position_embeddings").map { Int($0) } ?? 4096)
+        c.quantizationConfig = json["quantization_config"]
+        return c
+    }
+}
