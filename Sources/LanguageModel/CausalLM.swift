@@ -1,0 +1,137 @@
+import Foundation
+import Packing
+import QuantCore
+import SafeTensors
+
+/// A LLaMA-family causal language model read from a Hugging Face checkpoint folder. Weights stay
+/// memory-mapped; a block's weights are materialized in float32 only when `block(_:)` is called,
+/// so a caller that walks the blocks one at a time holds one block in memory.
+///
+/// Checkpoints QuantKit wrote (GPTQ v1/v2, AWQ GEMM, compressed-tensors) load too: their packed
+/// linears are dequantized on load.
+public final class CausalLM: @unchecked Sendable {
+    public let directory: String
+    public let config: ModelConfig
+    public let checkpoint: SafeTensorsCheckpoint
+    /// The parsed `quantization_config`, for quantized checkpoints.
+    public let quantization: QuantizationConfig?
+    private var embeddingTable: Matrix<Float>?
+    private let lock = NSLock()
+
+    /// Opens `directory` (config.json + safetensors weights).
+    public init(directory: String) throws {
+        self.directory = directory
+        config = try ModelConfig.load(directory: directory)
+        checkpoint = try SafeTensorsCheckpoint(directory: directory)
+        quantization = try config.quantizationConfig.map { try QuantizationConfig.parse($0) }
+        try checkShapes()
+    }
+
+    /// Fails early, naming the tensor, when a weight the architecture needs is absent or mis-shaped.
+    private func checkShapes() throws {
+        let c = config
+        try expect("model.embed_tokens.weight", [c.vocabularySize, c.hiddenSize])
+        try expect("model.norm.weight", [c.hiddenSize])
+        if !c.tieWordEmbeddings { try expect("lm_head.weight", [c.vocabularySize, c.hiddenSize]) }
+        for i in 0..<c.layerCount {
+            for linear in BlockLinear.allCases {
+                let name = "model.layers.\(i).\(linear.rawValue)"
+                if checkpoint.contains(name + ".weight") {
+                    let (o, n) = dimensions(linear)
+                    try expect(name + ".weight", [o, n])
+                } else if quantization == nil {
+                    throw LanguageModelError.missingTensor(name + ".weight")
+                }
+            }
+            try expect("model.layers.\(i).input_layernorm.weight", [c.hiddenSize])
+            try expect("model.layers.\(i).post_attention_layernorm.weight", [c.hiddenSize])
+        }
+    }
+
+    private func expect(_ name: String, _ shape: [Int]) throws {
+        guard checkpoint.contains(name) else { throw LanguageModelError.missingTensor(name) }
+        let found = try checkpoint.info(name).shape
+        guard found == shape else { throw LanguageModelError.tensorShape(name: name, expected: shape, found: found) }
+    }
+
+    /// `(out, in)` of a block linear.
+    public func dimensions(_ linear: BlockLinear) -> (Int, Int) {
+        let c = config
+        switch linear {
+        case .q: return (c.headCount * c.headDimension, c.hiddenSize)
+        case .k, .v: return (c.keyValueHeadCount * c.headDimension, c.hiddenSize)
+        case .o: return (c.hiddenSize, c.headCount * c.headDimension)
+        case .gate, .up: return (c.intermediateSize, c.hiddenSize)
+        case .down: return (c.hiddenSize, c.intermediateSize)
+        }
+    }
+
+    func vector(_ name: String, count: Int) throws -> [Float] {
+        let v = try checkpoint.floats(name)
+        guard v.count == count else { throw LanguageModelError.tensorShape(name: name, expected: [count], found: [v.count]) }
+        return v
+    }
+
+    /// The float32 weight of a linear, dequantized when it is stored packed.
+    public func linearWeight(layer: Int, _ linear: BlockLinear) throws -> Matrix<Float> {
+        let name = "model.layers.\(layer).\(linear.rawValue)"
+        let (o, n) = dimensions(linear)
+        if checkpoint.contains(name + ".weight") {
+            return Matrix(rows: o, cols: n, storage: try checkpoint.floats(name + ".weight"))
+        }
+        guard let q = quantization else { throw LanguageModelError.missingTensor(name + ".weight") }
+        let packed = try Packer.unpack(format: q.format, prefix: name, scheme: q.scheme) { t in
+            self.checkpoint.contains(t) ? try self.checkpoint.file(containing: t).tensor(t) : nil
+        }
+        guard packed.outFeatures == o, packed.inFeatures == n else {
+            throw LanguageModelError.tensorShape(name: name, expected: [o, n], found: [packed.outFeatures, packed.inFeatures])
+        }
+        return packed.dequantized()
+    }
+
+    /// Decoder block `layer`, materialized in float32.
+    public func block(_ layer: Int) throws -> DecoderBlock {
+        var weights: [BlockLinear: Matrix<Float>] = [:]
+        var biases: [BlockLinear: [Float]] = [:]
+        for linear in BlockLinear.allCases {
+            weights[linear] = try linearWeight(layer: layer, linear)
+            let b = "model.layers.\(layer).\(linear.rawValue).bias"
+            if checkpoint.contains(b) { biases[linear] = try vector(b, count: dimensions(linear).0) }
+        }
+        let h = config.hiddenSize
+        return DecoderBlock(config: config, weights: weights, biases: biases,
+                            inputNorm: try vector("model.layers.\(layer).input_layernorm.weight", count: h),
+                            postAttentionNorm: try vector("model.layers.\(layer).post_attention_layernorm.weight", count: h))
+    }
+
+    /// The token embedding table `[vocab × hidden]` (loaded once, kept: it is also the tied head).
+    public func embeddings() throws -> Matrix<Float> {
+        lock.lock()
+        defer { lock.unlock() }
+        if let e = embeddingTable { return e }
+        let e = Matrix(rows: config.vocabularySize, cols: config.hiddenSize, storage: try checkpoint.floats("model.embed_tokens.weight"))
+        embeddingTable = e
+        return e
+    }
+
+    /// Hidden states `[tokens × hidden]` of `tokens`.
+    public func embed(_ tokens: [Int32]) throws -> Matrix<Float> {
+        let e = try embeddings()
+        let h = config.hiddenSize
+        var x = Matrix<Float>(rows: tokens.count, cols: h)
+        for (t, id) in tokens.enumerated() {
+            guard id >= 0, Int(id) < config.vocabularySize else { throw LanguageModelError.tokenOutOfRange(id: Int(id), vocabularySize: config.vocabularySize) }
+            x.storage.replaceSubrange((t * h)..<((t + 1) * h), with: e.storage[(Int(id) * h)..<((Int(id) + 1) * h)])
+        }
+        return x
+    }
+
+    /// The output head `[vocab × hidden]` (the embedding table when tied).
+    public func outputHead() throws -> Matrix<Float> {
+        if config.tieWordEmbeddings { return try embeddings() }
+        return Matrix(rows: config.vocabularySize, cols: config.hiddenSize, storage: try checkpoint.floats("lm_head.weight"))
+    }
+
+    /// The final norm's scale `[hidden]`.
+    public func finalNorm() throws -> [Float] { try vector("model.norm.weight", count: config.hiddenSize) }
+}

@@ -1,0 +1,125 @@
+import QuantCore
+
+/// The seven linear layers of a LLaMA decoder block, named by their checkpoint paths.
+public enum BlockLinear: String, CaseIterable, Sendable {
+    case q = "self_attn.q_proj", k = "self_attn.k_proj", v = "self_attn.v_proj", o = "self_attn.o_proj"
+    case gate = "mlp.gate_proj", up = "mlp.up_proj", down = "mlp.down_proj"
+
+    /// The input these layers read.
+    public var input: LinearInput {
+        switch self {
+        case .q, .k, .v: return .attentionInput
+        case .o: return .attentionOutput
+        case .gate, .up: return .mlpInput
+        case .down: return .mlpIntermediate
+        }
+    }
+}
+
+/// The distinct inputs of a block's linears, in the order the forward pass produces them —
+/// also GPTQ's true-sequential order `[q,k,v] → [o] → [gate,up] → [down]`.
+public enum LinearInput: Int, CaseIterable, Sendable {
+    /// The normed hidden state, read by q, k, v.
+    case attentionInput
+    /// The attention heads' output, read by o.
+    case attentionOutput
+    /// The post-attention-normed hidden state, read by gate and up.
+    case mlpInput
+    /// `silu(gate)·up`, read by down.
+    case mlpIntermediate
+
+    /// The linears that read this input.
+    public var consumers: [BlockLinear] { BlockLinear.allCases.filter { $0.input == self } }
+}
+
+/// One decoder block's weights (float32, materialized) and its forward pass.
+///
+/// `forward` calls an optional hook with each distinct linear input *before* the linears that
+/// read it run; the hook receives the block `inout`, so a quantizer can replace those linears'
+/// weights (e.g. by their dequantized GPTQ result) and the rest of the pass then sees the
+/// quantized outputs — true-sequential quantization in a single forward pass.
+public struct DecoderBlock: Sendable {
+    public let config: ModelConfig
+    /// Weights `[out × in]`, by linear.
+    public var weights: [BlockLinear: Matrix<Float>]
+    /// Biases `[out]`, for the linears that have one.
+    public var biases: [BlockLinear: [Float]]
+    /// RMSNorm scales `[hidden]`.
+    public var inputNorm: [Float]
+    public var postAttentionNorm: [Float]
+
+    public init(config: ModelConfig, weights: [BlockLinear: Matrix<Float>], biases: [BlockLinear: [Float]],
+                inputNorm: [Float], postAttentionNorm: [Float]) {
+        self.config = config
+        self.weights = weights
+        self.biases = biases
+        self.inputNorm = inputNorm
+        self.postAttentionNorm = postAttentionNorm
+    }
+
+    /// The observer type: sees a linear input `[tokens × in]` and may edit the block.
+    public typealias Hook = (LinearInput, Matrix<Float>, inout DecoderBlock) throws -> Void
+
+    /// Runs the block on `x` (`[S·T × hidden]`: `S` sequences of length `T`, positions restarting
+    /// at 0 in each) in place.
+    public mutating func forward(_ x: inout Matrix<Float>, sequenceLength T: Int, rope: RopeTables, hook: Hook? = nil) rethrows {
+        let h = Kernels.rmsNorm(x, weight: inputNorm, epsilon: config.rmsNormEpsilon)
+        try hook?(.attentionInput, h, &self)
+        let heads = attentionHeads(h, sequenceLength: T, rope: rope)
+        try hook?(.attentionOutput, heads, &self)
+        Kernels.add(&x, Kernels.linear(heads, weights[.o]!, bias: biases[.o]))
+        let h2 = Kernels.rmsNorm(x, weight: postAttentionNorm, epsilon: config.rmsNormEpsilon)
+        try hook?(.mlpInput, h2, &self)
+        let m = mlpIntermediate(h2)
+        try hook?(.mlpIntermediate, m, &self)
+        Kernels.add(&x, Kernels.linear(m, weights[.down]!, bias: biases[.down]))
+    }
+
+    /// q/k/v projections, RoPE and causal attention of the normed input `h`: the input of o_proj.
+    public func attentionHeads(_ h: Matrix<Float>, sequenceLength T: Int, rope: RopeTables) -> Matrix<Float> {
+        var q = Kernels.linear(h, weights[.q]!, bias: biases[.q])
+        var k = Kernels.linear(h, weights[.k]!, bias: biases[.k])
+        let v = Kernels.linear(h, weights[.v]!, bias: biases[.v])
+        rope.rotary.apply(&q, heads: config.headCount, sequenceLength: T, cos: rope.cos, sin: rope.sin)
+        rope.rotary.apply(&k, heads: config.keyValueHeadCount, sequenceLength: T, cos: rope.cos, sin: rope.sin)
+        return CausalAttention.compute(q: q, k: k, v: v, heads: config.headCount, kvHeads: config.keyValueHeadCount,
+                                       headDimension: config.headDimension, sequenceLength: T)
+    }
+
+    /// The whole attention sub-layer on the normed input: `o_proj(attentionHeads(h))`.
+    public func selfAttention(_ h: Matrix<Float>, sequenceLength T: Int, rope: RopeTables) -> Matrix<Float> {
+        Kernels.linear(attentionHeads(h, sequenceLength: T, rope: rope), weights[.o]!, bias: biases[.o])
+    }
+
+    /// `silu(h·gateᵀ)·(h·upᵀ)`: the input of down_proj.
+    public func mlpIntermediate(_ h: Matrix<Float>) -> Matrix<Float> {
+        var g = Kernels.linear(h, weights[.gate]!, bias: biases[.gate])
+        Kernels.siluMultiply(&g, Kernels.linear(h, weights[.up]!, bias: biases[.up]))
+        return g
+    }
+
+    /// The whole MLP sub-layer on the normed input.
+    public func mlp(_ h: Matrix<Float>) -> Matrix<Float> {
+        Kernels.linear(mlpIntermediate(h), weights[.down]!, bias: biases[.down])
+    }
+
+    /// `y = x·Wᵀ (+ b)` with this block's `linear`.
+    public func apply(_ linear: BlockLinear, to x: Matrix<Float>) -> Matrix<Float> {
+        Kernels.linear(x, weights[linear]!, bias: biases[linear])
+    }
+}
+
+/// Precomputed RoPE tables for one sequence length.
+public struct RopeTables: Sendable {
+    let rotary: RotaryEmbedding
+    let cos: [Float]
+    let sin: [Float]
+    /// Positions covered.
+    public let length: Int
+
+    public init(config: ModelConfig, length: Int) {
+        rotary = RotaryEmbedding(config: config)
+        (cos, sin) = rotary.tables(positions: length)
+        self.length = length
+    }
+}

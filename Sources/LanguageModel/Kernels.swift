@@ -1,0 +1,108 @@
+import QuantCore
+
+/// Element-wise kernels of the forward pass over contiguous `Float` buffers.
+enum Kernels {
+    /// `e^x` for every element, in place; relative error below 2e-7 (a degree-6 polynomial on
+    /// `[−ln2/2, ln2/2]` times `2^n`), inputs clamped to `[−87, 88]`. Vectorized without flags.
+    static func exp(_ p: UnsafeMutableBufferPointer<Float>) {
+        typealias V = SIMD8<Float>
+        let n = p.count
+        var i = 0
+        let base = p.baseAddress!
+        while i + 8 <= n {
+            let x = UnsafeRawPointer(base + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(base + i).storeBytes(of: expV(x), as: V.self)
+            i += 8
+        }
+        if i < n {
+            var tail = V(repeating: 0)
+            for k in 0..<(n - i) { tail[k] = base[i + k] }
+            let r = expV(tail)
+            for k in 0..<(n - i) { base[i + k] = r[k] }
+        }
+    }
+
+    @inline(__always)
+    static func expV(_ x0: SIMD8<Float>) -> SIMD8<Float> {
+        let x = x0.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
+        // n = round(x / ln2) with the 1.5·2²³ trick; the integer sits in the low mantissa bits.
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let t = x * 1.442_695_04 + magic
+        let nf = t - magic
+        let r = x - nf * 0.693_145_751_953_125 - nf * 1.428_606_765_330_187e-06
+        // e^r, |r| ≤ 0.35: Taylor to degree 6 (Horner).
+        var p = SIMD8<Float>(repeating: 1.0 / 720)
+        p = p * r + 1.0 / 120
+        p = p * r + 1.0 / 24
+        p = p * r + 1.0 / 6
+        p = p * r + 0.5
+        p = p * r + 1
+        p = p * r + 1
+        let bits = unsafeBitCast(t, to: SIMD8<UInt32>.self) &- 0x4B40_0000  // n as two's complement
+        let scale = unsafeBitCast((bits &+ 127) &<< 23, to: SIMD8<Float>.self)
+        return p * scale
+    }
+
+    /// `x[t] ← x[t] / rms(x[t]) · γ` for every row `t` of `x` (`[rows × cols]`), into `out`.
+    static func rmsNorm(_ x: Matrix<Float>, weight: [Float], epsilon: Float) -> Matrix<Float> {
+        var out = Matrix<Float>(rows: x.rows, cols: x.cols)
+        let d = x.cols
+        x.storage.withUnsafeBufferPointer { src in
+            weight.withUnsafeBufferPointer { g in
+                out.storage.withUnsafeMutableBufferPointer { dst in
+                    for r in 0..<x.rows {
+                        let row = src.baseAddress! + r * d
+                        var ss: Float = 0
+                        for c in 0..<d { ss += row[c] * row[c] }
+                        let inv = 1 / (ss / Float(d) + epsilon).squareRoot()
+                        let o = dst.baseAddress! + r * d
+                        for c in 0..<d { o[c] = g[c] * (row[c] * inv) }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// `silu(gate) · up`, element-wise, into `gate`.
+    static func siluMultiply(_ gate: inout Matrix<Float>, _ up: Matrix<Float>) {
+        gate.storage.withUnsafeMutableBufferPointer { g in
+            up.storage.withUnsafeBufferPointer { u in
+                // silu(x) = x / (1 + e^-x); e^-x computed in bulk.
+                let n = g.count
+                var e = [Float](repeating: 0, count: min(n, 1 << 16))
+                var start = 0
+                while start < n {
+                    let len = min(e.count, n - start)
+                    e.withUnsafeMutableBufferPointer { eb in
+                        for k in 0..<len { eb[k] = -g[start + k] }
+                        exp(UnsafeMutableBufferPointer(rebasing: eb[0..<len]))
+                        for k in 0..<len { g[start + k] = g[start + k] / (1 + eb[k]) * u[start + k] }
+                    }
+                    start += len
+                }
+            }
+        }
+    }
+
+    /// `y = x·Wᵀ (+ bias)`: `x` `[rows × in]`, `weight` `[out × in]`, result `[rows × out]`.
+    static func linear(_ x: Matrix<Float>, _ weight: Matrix<Float>, bias: [Float]?) -> Matrix<Float> {
+        var y = x.multiplied(by: weight, transposeOther: true)
+        if let bias { addBias(&y, bias) }
+        return y
+    }
+
+    static func addBias(_ y: inout Matrix<Float>, _ bias: [Float]) {
+        let n = y.cols
+        y.storage.withUnsafeMutableBufferPointer { p in
+            for r in 0..<y.rows { for c in 0..<n { p[r * n + c] += bias[c] } }
+        }
+    }
+
+    /// `x += y`, element-wise.
+    static func add(_ x: inout Matrix<Float>, _ y: Matrix<Float>) {
+        x.storage.withUnsafeMutableBufferPointer { a in
+            y.storage.withUnsafeBufferPointer { b in for k in 0..<a.count { a[k] += b[k] } }
+        }
+    }
+}
