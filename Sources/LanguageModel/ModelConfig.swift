@@ -32,6 +32,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var maxPositions: Int
     /// The raw `quantization_config`, when the checkpoint is quantized.
     public var quantizationConfig: JSONValue?
+    /// The whole `config.json` as read (for writing a derived checkpoint).
+    public var rawJSON: JSONValue?
 
     public init(architecture: String = "LlamaForCausalLM", hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int,
                 keyValueHeadCount: Int, headDimension: Int? = nil, vocabularySize: Int, rmsNormEpsilon: Float = 1e-5,
@@ -54,6 +56,7 @@ public struct ModelConfig: Sendable, Equatable {
         self.mlpBias = mlpBias
         self.maxPositions = maxPositions
         self.quantizationConfig = nil
+        self.rawJSON = nil
     }
 
     /// Reads `directory/config.json`.
@@ -131,6 +134,7 @@ public struct ModelConfig: Sendable, Equatable {
                             mlpBias: bool("mlp_bias") ?? false,
                             maxPositions: number("max_position_embeddings").map { Int($0) } ?? 4096)
         c.quantizationConfig = json["quantization_config"]
+        c.rawJSON = json
         return c
     }
 }

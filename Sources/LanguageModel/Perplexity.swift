@@ -22,12 +22,20 @@ public enum ModelRunner {
     /// intermediate activations.
     public static func runBlocks(_ model: CausalLM, _ hidden: inout Matrix<Float>, sequenceLength T: Int,
                                  maxTokensPerPass: Int = 16_384, progress: ((Int, Int) -> Void)? = nil) throws {
-        let rope = RopeTables(config: model.config, length: T)
+        try runBlocks(model.config, blocks: { try model.block($0) }, &hidden, sequenceLength: T,
+                      maxTokensPerPass: maxTokensPerPass, progress: progress)
+    }
+
+    /// As above, with the blocks supplied by the caller (e.g. an in-memory quantized model).
+    public static func runBlocks(_ config: ModelConfig, blocks: (Int) throws -> DecoderBlock, _ hidden: inout Matrix<Float>,
+                                 sequenceLength T: Int, maxTokensPerPass: Int = 16_384,
+                                 progress: ((Int, Int) -> Void)? = nil) throws {
+        let rope = RopeTables(config: config, length: T)
         let sequences = hidden.rows / T
         let perPass = max(1, maxTokensPerPass / T)
-        let h = model.config.hiddenSize
-        for layer in 0..<model.config.layerCount {
-            var block = try model.block(layer)
+        let h = config.hiddenSize
+        for layer in 0..<config.layerCount {
+            var block = try blocks(layer)
             if sequences <= perPass {
                 block.forward(&hidden, sequenceLength: T, rope: rope)
             } else {
@@ -39,7 +47,7 @@ public enum ModelRunner {
                     hidden.storage.replaceSubrange(range, with: part.storage)
                 }
             }
-            progress?(layer + 1, model.config.layerCount)
+            progress?(layer + 1, config.layerCount)
         }
     }
 
@@ -76,8 +84,10 @@ public enum ModelRunner {
     }
 
     /// Perplexity of `tokens` over consecutive, non-overlapping windows of `sequenceLength`
-    /// (no BOS added; only whole windows; optionally only the first `maxWindows`).
+    /// (no BOS added; only whole windows; optionally only the first `maxWindows`). `blocks`
+    /// replaces the checkpoint's decoder blocks (e.g. by in-memory quantized ones).
     public static func perplexity(_ model: CausalLM, tokens: [Int32], sequenceLength T: Int, maxWindows: Int? = nil,
+                                  blocks: ((Int) throws -> DecoderBlock)? = nil,
                                   progress: ((Int, Int) -> Void)? = nil) throws -> PerplexityResult {
         let start = ContinuousClock.now
         var windows = tokens.count / T
@@ -87,7 +97,7 @@ public enum ModelRunner {
         }
         let used = Array(tokens[0..<(windows * T)])
         var hidden = try model.embed(used)
-        try runBlocks(model, &hidden, sequenceLength: T, progress: progress)
+        try runBlocks(model.config, blocks: blocks ?? { try model.block($0) }, &hidden, sequenceLength: T, progress: progress)
         guard hidden.isFinite else { throw LanguageModelError.nonFiniteActivations("the final hidden states") }
         let (sum, count, _) = try nextTokenNLL(model, hidden: hidden, tokens: used, sequenceLength: T)
         let d = ContinuousClock.now - start

@@ -65,8 +65,15 @@ public enum Packer {
     }
 
     /// The tensors of `layer` in `format`, in the order of `entries`.
-    public static func pack(_ layer: QuantizedLinear, format: PackFormat, prefix: String) throws(PackingError) -> [Tensor] {
-        let trivial = layer.hasTrivialGroupIndex
+    /// - Parameter trivialGroupIndex: as declared to `entries` (compressed-tensors writes
+    ///   `weight_g_idx` only when false); defaults to whether `layer`'s `g_idx` is trivial.
+    public static func pack(_ layer: QuantizedLinear, format: PackFormat, prefix: String,
+                            trivialGroupIndex: Bool? = nil) throws(PackingError) -> [Tensor] {
+        let actuallyTrivial = layer.hasTrivialGroupIndex
+        let trivial = trivialGroupIndex ?? actuallyTrivial
+        if trivial && !actuallyTrivial {
+            throw .unsupported(format: format, reason: "the layer has an act-order g_idx but was declared without one")
+        }
         let names = try entries(format, prefix: prefix, outFeatures: layer.outFeatures, inFeatures: layer.inFeatures,
                                 scheme: layer.scheme, trivialGroupIndex: trivial).map(\.name)
         let tensors: [Tensor]

@@ -36,7 +36,7 @@ struct EvalCommand: ParsableCommand {
         guard let body = try? String(contentsOfFile: text, encoding: .utf8) else { throw ValidationError("cannot read \(text) as UTF-8 text") }
         let ids = tokenizer.encode(body)
         let progress = ProgressReporter("eval: block")
-        let r = try ModelRunner.perplexity(lm, tokens: ids, sequenceLength: seqlen, maxWindows: windows) { progress.update($0, of: $1) }
+        let r = try ModelRunner.perplexity(lm, tokens: ids, sequenceLength: seqlen, maxWindows: windows, progress: { progress.update($0, of: $1) })
         if json {
             print(JSONValue.object([
                 ("perplexity", .number(r.perplexity)), ("mean_nll", .number(r.meanNLL)), ("tokens", .number(Double(r.tokens))),

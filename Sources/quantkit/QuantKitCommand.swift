@@ -7,5 +7,5 @@ struct QuantKitCommand: ParsableCommand {
         commandName: "quantkit",
         abstract: "Quantize LLM linear layers to 2/3/4/8-bit weights with GPTQ, AWQ or RTN, natively on the CPU.",
         version: QuantKitVersion.string,
-        subcommands: [InspectCommand.self, LayerCommand.self, EvalCommand.self])
+        subcommands: [QuantizeCommand.self, EvalCommand.self, InspectCommand.self, LayerCommand.self])
 }

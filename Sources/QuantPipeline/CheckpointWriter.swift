@@ -1,0 +1,153 @@
+import Foundation
+import LanguageModel
+import Packing
+import QuantCore
+import SafeTensors
+
+/// Writes a quantized checkpoint folder while the pipeline runs: every tensor's slot is declared
+/// up front (packed linears by their packed shapes, everything else as in the source), then
+/// tensors stream out in that order as blocks finish. The folder is assembled under a temporary
+/// name next to the destination and renamed into place by `finish`.
+final class CheckpointWriter {
+    private enum Slot {
+        case copy(String)
+        case packed(layer: Int, BlockLinear)
+    }
+
+    let destination: String
+    let temporary: String
+    private let model: CausalLM
+    private let format: PackFormat
+    private let trivialGroupIndex: Bool
+    private var slots: [Slot] = []
+    private var cursor = 0
+    private var pending: [String: [Tensor]] = [:]  // packed tensors by linear name
+    private let writer: SafeTensorsWriter
+
+    /// - Parameter quantized: whether a linear is quantized (others are copied unchanged).
+    init(model: CausalLM, destination: String, format: PackFormat, scheme: QuantScheme, trivialGroupIndex: Bool,
+         metadata: [String: String], quantized: (Int, BlockLinear) -> Bool, overwrite: Bool) throws {
+        self.model = model
+        self.destination = destination
+        self.format = format
+        self.trivialGroupIndex = trivialGroupIndex
+        let fm = FileManager.default
+        if fm.fileExists(atPath: destination) && !overwrite {
+            throw PipelineError.output("\(destination) already exists (pass --force to replace it)")
+        }
+        temporary = destination.hasSuffix("/") ? String(destination.dropLast()) + ".partial-\(getpid())" : destination + ".partial-\(getpid())"
+        try? fm.removeItem(atPath: temporary)
+        do { try fm.createDirectory(atPath: temporary, withIntermediateDirectories: true) } catch {
+            throw PipelineError.output("cannot create \(temporary): \(error.localizedDescription)")
+        }
+
+        // Slots: embeddings, then each block (its other tensors, then its linears in order),
+        // then everything else (final norm, lm_head, …).
+        let ckpt = model.checkpoint
+        var remaining = Set(ckpt.tensorNames)
+        var entries: [SafeTensorsWriter.Entry] = []
+        var slotList: [Slot] = []
+        func copy(_ name: String) throws {
+            guard remaining.remove(name) != nil else { return }
+            let info = try ckpt.info(name)
+            entries.append(.init(name: name, dtype: info.dtype, shape: info.shape))
+            slotList.append(.copy(name))
+        }
+        try copy("model.embed_tokens.weight")
+        for layer in 0..<model.config.layerCount {
+            let prefix = "model.layers.\(layer)."
+            let linearWeights = Set(BlockLinear.allCases.map { prefix + $0.rawValue + ".weight" })
+            for name in ckpt.tensorNames where name.hasPrefix(prefix) && !linearWeights.contains(name) { try copy(name) }
+            for linear in BlockLinear.allCases {
+                let name = prefix + linear.rawValue
+                if quantized(layer, linear) {
+                    let (o, n) = model.dimensions(linear)
+                    entries += try Packer.entries(format, prefix: name, outFeatures: o, inFeatures: n, scheme: scheme,
+                                                  trivialGroupIndex: trivialGroupIndex)
+                    slotList.append(.packed(layer: layer, linear))
+                    remaining.remove(name + ".weight")
+                } else {
+                    try copy(name + ".weight")
+                }
+            }
+        }
+        for name in remaining.sorted() { try copy(name) }
+        slots = slotList
+        writer = try SafeTensorsWriter(path: temporary + "/model.safetensors", entries: entries, metadata: metadata)
+    }
+
+    /// Hands over a quantized linear; it is written when its slot comes up.
+    func add(_ q: QuantizedLinear, layer: Int, _ linear: BlockLinear) throws {
+        let name = "model.layers.\(layer).\(linear.rawValue)"
+        pending[name] = try Packer.pack(q, format: format, prefix: name, trivialGroupIndex: trivialGroupIndex)
+    }
+
+    /// Writes every slot up to the first packed linear not yet handed over.
+    func flush() throws {
+        while cursor < slots.count {
+            switch slots[cursor] {
+            case .copy(let name):
+                let f = try model.checkpoint.file(containing: name)
+                try writer.write(name, bytes: try f.rawBytes(name))
+            case .packed(let layer, let linear):
+                let name = "model.layers.\(layer).\(linear.rawValue)"
+                guard let tensors = pending.removeValue(forKey: name) else { return }
+                for t in tensors { try writer.write(t) }
+            }
+            cursor += 1
+        }
+    }
+
+    /// Completes the weights, writes the JSON files next to them, copies the tokenizer and
+    /// generation files, and renames the folder into place. Returns the output size in bytes.
+    func finish(configJSON: JSONValue, quantizeConfig: JSONValue?, report: (Int) throws -> Data) throws -> Int {
+        try flush()
+        guard cursor == slots.count else { throw PipelineError.output("internal: \(slots.count - cursor) tensors were never produced") }
+        try writer.finish()
+        let fm = FileManager.default
+        func write(_ name: String, _ data: Data) throws {
+            do { try data.write(to: URL(fileURLWithPath: temporary + "/" + name)) } catch {
+                throw PipelineError.output("cannot write \(name): \(error.localizedDescription)")
+            }
+        }
+        try write("config.json", Data(prettyJSON(configJSON).utf8))
+        if let quantizeConfig { try write("quantize_config.json", Data(prettyJSON(quantizeConfig).utf8)) }
+        let skip: Set<String> = ["config.json", "model.safetensors.index.json", "quantize_config.json", "quantkit-report.json"]
+        for file in (try? fm.contentsOfDirectory(atPath: model.directory)) ?? [] where !skip.contains(file) && !file.hasPrefix(".") {
+            let ext = (file as NSString).pathExtension
+            guard ["json", "jinja", "txt", "model", "tiktoken"].contains(ext) else { continue }
+            try? fm.copyItem(atPath: model.directory + "/" + file, toPath: temporary + "/" + file)
+        }
+        var size = 0
+        for f in (try? fm.contentsOfDirectory(atPath: temporary)) ?? [] {
+            size += ((try? fm.attributesOfItem(atPath: temporary + "/" + f)[.size]) as? Int) ?? 0
+        }
+        try write("quantkit-report.json", try report(size))
+        if fm.fileExists(atPath: destination) { try fm.removeItem(atPath: destination) }
+        do { try fm.moveItem(atPath: temporary, toPath: destination) } catch {
+            throw PipelineError.output("cannot rename \(temporary) to \(destination): \(error.localizedDescription)")
+        }
+        return size
+    }
+
+    /// Removes the temporary folder (after a failure).
+    func abandon() { try? FileManager.default.removeItem(atPath: temporary) }
+}
+
+/// Indented JSON for config files (keys in their stored order).
+func prettyJSON(_ v: JSONValue, indent: String = "") -> String {
+    let inner = indent + "  "
+    switch v {
+    case .object(let pairs):
+        if pairs.isEmpty { return "{}" }
+        return "{\n" + pairs.map { inner + JSONValue.string($0.0).serialized + ": " + prettyJSON($0.1, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "}"
+    case .array(let items):
+        if items.isEmpty { return "[]" }
+        if items.allSatisfy({ if case .object = $0 { return false }; if case .array = $0 { return false }; return true }) {
+            return "[" + items.map(\.serialized).joined(separator: ", ") + "]"
+        }
+        return "[\n" + items.map { inner + prettyJSON($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+    default:
+        return v.serialized
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import GPTQ
+import LanguageModel
+import Packing
+import QuantCore
+import SafeTensors
+
+/// The sequential, memory-bounded quantizer of a whole checkpoint (`ARCHITECTURE.md`, "Data flow").
+///
+/// Calibration windows are embedded once; then, block by block, only that block's weights are
+/// materialized and the block runs **one** staged forward pass over all calibration tokens: at
+/// each distinct linear input (`[q,k,v] → [o] → [gate,up] → [down]`) the hook builds one Hessian,
+/// quantizes the linears that read it and swaps in their dequantized weights before the pass
+/// continues, so every later linear — and the next block — sees the outputs of the quantized
+/// ones (true-sequential GPTQ with error propagation). Packed tensors stream to disk as each block
+/// finishes.
+public enum QuantizationPipeline {
+    /// The outcome of a run.
+    public struct Result {
+        public var report: QuantizationReport
+        /// The dequantized blocks, when requested (for evaluating the in-memory model).
+        public var blocks: [DecoderBlock]?
+    }
+
+    /// Quantizes `modelDirectory` into `outputDirectory`.
+    /// - Parameters:
+    ///   - calibrationFile: plain text; required for every method but RTN (with RTN it only adds
+    ///     per-layer error measurements).
+    ///   - keepBlocks: also return the dequantized blocks.
+    public static func run(modelDirectory: String, calibrationFile: String?, outputDirectory: String, options: QuantizeOptions,
+                           overwrite: Bool = false, keepBlocks: Bool = false, quiet: Bool = false) throws -> Result {
+        try options.validate()
+        let clock = ProgressReporter("quantize: block", quiet: quiet)
+        let model = try CausalLM(directory: modelDirectory)
+        if model.quantization != nil { throw PipelineError.invalidOptions("\(modelDirectory) is already quantized") }
+        let config = model.config
+        let skip = try options.skip.map { try NSRegularExpression(pattern: $0) }
+        func quantized(_ layer: Int, _ linear: BlockLinear) -> Bool {
+            let name = "model.layers.\(layer).\(linear.rawValue)"
+            return !skip.contains { $0.firstMatch(in: name, range: NSRange(location: 0, length: (name as NSString).length)) != nil }
+        }
+        if options.method != .rtn && calibrationFile == nil {
+            throw PipelineError.invalidOptions("--calib is required for \(options.method.rawValue)")
+        }
+        // Refuse shapes the format cannot store before any work is done.
+        for linear in BlockLinear.allCases {
+            let (o, n) = model.dimensions(linear)
+            do { try Packer.check(options.format, outFeatures: o, inFeatures: n, scheme: options.scheme, trivialGroupIndex: !options.dynamicGroupIndex) }
+            catch { throw PipelineError.invalidOptions("\(linear.rawValue) [\(o)×\(n)]: \(error)") }
+        }
+
+        // Calibration.
+        var hidden: Matrix<Float>? = nil
+        var calibrationTokens = 0
+        if let calibrationFile {
+            guard let text = try? String(contentsOfFile: calibrationFile, encoding: .utf8) else {
+                throw PipelineError.calibration("cannot read \(calibrationFile) as UTF-8 text")
+            }
+            let tokenizer = try Tokenizer(path: modelDirectory + "/tokenizer.json")
+            let ids = tokenizer.encode(text)
+            let windows = try CalibrationSampler.windows(from: ids, samples: options.samples, length: options.sequenceLength, seed: options.seed)
+            calibrationTokens = windows.tokens.count
+            hidden = try model.embed(windows.tokens)
+            clock.note("calibration: \(options.samples) × \(options.sequenceLength) tokens from \(calibrationFile) (\(ids.count) tokens, seed \(options.seed))")
+        }
+
+        var ignore = ["lm_head"]
+        for layer in 0..<config.layerCount { for l in BlockLinear.allCases where !quantized(layer, l) { ignore.append("model.layers.\(layer).\(l.rawValue)") } }
+        let qconfig = options.quantizationConfig(ignore: ignore)
+        let writer = try CheckpointWriter(model: model, destination: outputDirectory, format: options.format, scheme: options.scheme,
+                                          trivialGroupIndex: !options.dynamicGroupIndex,
+                                          metadata: ["format": "pt", "quantized_by": "quantkit \(QuantKitVersion.string)"],
+                                          quantized: quantized, overwrite: overwrite)
+        do {
+            var layers: [LayerReport] = []
+            var kept: [DecoderBlock] = []
+            var passes = 0
+            let rope = RopeTables(config: config, length: options.sequenceLength)
+            for layer in 0..<config.layerCount {
+                var block = try model.block(layer)
+                var results: [BlockLinear: QuantizedLinear] = [:]
+                let quantizer = LinearQuantizer(options: options, layer: layer, isQuantized: { quantized(layer, $0) })
+                if var x = hidden {
+                    try block.forward(&x, sequenceLength: options.sequenceLength, rope: rope) { input, activations, blk in
+                        clock.update(layer, of: config.layerCount, detail: "\(input.consumers.map(\.shortName).joined(separator: ","))")
+                        for (linear, q, report) in try quantizer.quantize(input: input, activations: activations, block: &blk) {
+                            results[linear] = q
+                            layers.append(report)
+                        }
+                    }
+                    passes += 1
+                    guard x.isFinite else { throw LanguageModelError.nonFiniteActivations("the output of block \(layer)") }
+                    hidden = x
+                } else {
+                    for (linear, q, report) in try quantizer.quantizeWithoutCalibration(block: &block) {
+                        results[linear] = q
+                        layers.append(report)
+                    }
+                }
+                for (linear, q) in results { try writer.add(q, layer: layer, linear) }
+                try writer.flush()
+                if keepBlocks { kept.append(block) }
+                clock.update(layer + 1, of: config.layerCount)
+            }
+
+            var configJSON = config.rawJSON ?? .object([])
+            configJSON = configJSON.setting("quantization_config", to: qconfig.json)
+            var report = QuantizationReport(
+                quantkitVersion: QuantKitVersion.string, model: modelDirectory, output: outputDirectory, method: options.method.rawValue,
+                bits: options.scheme.bits, groupSize: options.scheme.configGroupSize, symmetric: options.scheme.symmetric,
+                actOrder: options.actOrder, staticGroups: options.staticGroups, damping: options.damping, format: options.format.rawValue,
+                calibrationFile: calibrationFile, calibrationSamples: hidden == nil ? 0 : options.samples,
+                calibrationSequenceLength: options.sequenceLength, calibrationSeed: options.seed, calibrationTokens: calibrationTokens,
+                layers: layers, forwardPassesPerBlock: Double(passes) / Double(max(config.layerCount, 1)),
+                totalSeconds: 0, peakResidentBytes: nil, outputBytes: 0, blasThreads: BLASThreads.count)
+            let size = try writer.finish(configJSON: configJSON, quantizeConfig: qconfig.quantizeConfigJSON) { size in
+                report.outputBytes = size
+                report.totalSeconds = clock.elapsed
+                report.peakResidentBytes = MemoryUsage.peakResidentBytes
+                return try report.jsonData()
+            }
+            report.outputBytes = size
+            return Result(report: report, blocks: keepBlocks ? kept : nil)
+        } catch {
+            writer.abandon()
+            throw error
+        }
+    }
+}
+
+extension BlockLinear {
+    /// `q_proj`, `down_proj`, …
+    public var shortName: String { String(rawValue.split(separator: ".").last!) }
+}
+
+extension JSONValue {
+    /// A copy of this object with `key` set to `value` (replaced in place, or appended).
+    func setting(_ key: String, to value: JSONValue) -> JSONValue {
+        guard case .object(var pairs) = self else { return self }
+        if let i = pairs.firstIndex(where: { $0.0 == key }) { pairs[i].1 = value } else { pairs.append((key, value)) }
+        return .object(pairs)
+    }
+}

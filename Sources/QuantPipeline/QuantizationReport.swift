@@ -1,0 +1,79 @@
+import Foundation
+
+/// What happened to one linear layer.
+public struct LayerReport: Codable, Sendable {
+    /// Checkpoint name, e.g. `model.layers.3.mlp.down_proj`.
+    public var name: String
+    /// `gptq`, `rtn`, `awq`, `awq-gptq`, or `skipped`.
+    public var method: String
+    public var outFeatures: Int
+    public var inFeatures: Int
+    /// `‖WXᵀ − QXᵀ‖²/‖WXᵀ‖²` on the calibration inputs the layer actually saw (nil without calibration).
+    public var relativeError: Double?
+    /// GPTQ objective, damping fraction used, fallback reason.
+    public var loss: Double?
+    public var damping: Double?
+    public var fallback: String?
+    /// AWQ: the chosen grid point (`nil` = identity) and whether the clip search ran.
+    public var awqRatio: Double?
+    public var awqClipped: Bool?
+    public var seconds: Double
+}
+
+/// `quantkit-report.json`: settings, per-layer results, totals, resources, versions.
+public struct QuantizationReport: Codable, Sendable {
+    public var quantkitVersion: String
+    public var model: String
+    public var output: String
+    public var method: String
+    public var bits: Int
+    public var groupSize: Int
+    public var symmetric: Bool
+    public var actOrder: Bool
+    public var staticGroups: Bool
+    public var damping: Double
+    public var format: String
+    public var calibrationFile: String?
+    public var calibrationSamples: Int
+    public var calibrationSequenceLength: Int
+    public var calibrationSeed: UInt64
+    public var calibrationTokens: Int
+    public var layers: [LayerReport]
+    /// Forward passes over the calibration set per block (capture and replay counted).
+    public var forwardPassesPerBlock: Double
+    public var totalSeconds: Double
+    public var peakResidentBytes: Int?
+    public var outputBytes: Int
+    public var blasThreads: Int
+
+    /// The report as pretty-printed JSON with snake_case keys.
+    public func jsonData() throws -> Data {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(self)
+    }
+
+    /// A fixed-width summary table: one row per block with the mean relative error of its linears.
+    public func summaryTable() -> String {
+        var lines = ["layer                                  method    rel.error   loss        damp   seconds"]
+        for l in layers {
+            let err = l.relativeError.map { String(format: "%.3e", $0) } ?? "-"
+            let loss = l.loss.map { String(format: "%.4g", $0) } ?? "-"
+            let damp = l.damping.map { String(format: "%.2f", $0) } ?? "-"
+            let name = l.name.replacingOccurrences(of: "model.layers.", with: "")
+            lines.append(name.padding(toLength: 38, withPad: " ", startingAt: 0) + " "
+                         + l.method.padding(toLength: 9, withPad: " ", startingAt: 0) + " "
+                         + err.padding(toLength: 11, withPad: " ", startingAt: 0) + " "
+                         + loss.padding(toLength: 11, withPad: " ", startingAt: 0) + " "
+                         + damp.padding(toLength: 6, withPad: " ", startingAt: 0) + " "
+                         + String(format: "%.2f", l.seconds) + (l.fallback.map { "  fallback: \($0)" } ?? ""))
+        }
+        let errs = layers.compactMap(\.relativeError)
+        if !errs.isEmpty {
+            lines.append(String(format: "mean relative error %.3e over %d layers; total %.1f s; peak RSS %@", errs.reduce(0, +) / Double(errs.count),
+                                errs.count, totalSeconds, peakResidentBytes.map { String(format: "%.0f MiB", Double($0) / 1_048_576) } ?? "n/a"))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import GPTQ
+import Packing
+import QuantCore
+
+/// The quantization methods of `quantkit quantize`.
+public enum QuantMethod: String, Sendable, CaseIterable, Codable {
+    /// Round-to-nearest: no calibration data.
+    case rtn
+    /// GPTQ with true-sequential error feedback.
+    case gptq
+    /// AWQ scale search + clip search, then RTN on the scaled weights.
+    case awq
+    /// AWQ scales (and clips) folded first, then GPTQ on the scaled weights.
+    case awqGPTQ = "awq-gptq"
+}
+
+/// Everything `quantize` needs besides the model and data: value type, validated up front.
+public struct QuantizeOptions: Sendable {
+    public var method: QuantMethod
+    public var scheme: QuantScheme
+    public var format: PackFormat
+    /// GPTQ act-order (`desc_act`).
+    public var actOrder: Bool
+    /// GPTQ static groups (trivial `g_idx` with act-order).
+    public var staticGroups: Bool
+    /// GPTQ damping fraction.
+    public var damping: Double
+    public var blockSize: Int
+    /// Calibration windows and their length in tokens.
+    public var samples: Int
+    public var sequenceLength: Int
+    public var seed: UInt64
+    /// Regular expressions of linear names (e.g. `model.layers.0.mlp.down_proj`) to leave unquantized.
+    public var skip: [String]
+    /// AWQ: tokens kept for the searches (a seeded subsample of the calibration tokens).
+    public var awqSearchTokens: Int
+    /// AWQ: run the clip search.
+    public var awqClip: Bool
+
+    public init(method: QuantMethod = .gptq, scheme: QuantScheme, format: PackFormat = .gptq, actOrder: Bool = false,
+                staticGroups: Bool = false, damping: Double = 0.01, blockSize: Int = 128, samples: Int = 128,
+                sequenceLength: Int = 512, seed: UInt64 = 0, skip: [String] = [], awqSearchTokens: Int = 8192, awqClip: Bool = true) {
+        self.method = method
+        self.scheme = scheme
+        self.format = format
+        self.actOrder = actOrder
+        self.staticGroups = staticGroups
+        self.damping = damping
+        self.blockSize = blockSize
+        self.samples = samples
+        self.sequenceLength = sequenceLength
+        self.seed = seed
+        self.skip = skip
+        self.awqSearchTokens = awqSearchTokens
+        self.awqClip = awqClip
+    }
+
+    /// `true` when layers get a non-trivial `g_idx` (act-order with dynamic groups).
+    public var dynamicGroupIndex: Bool {
+        (method == .gptq || method == .awqGPTQ) && actOrder && !staticGroups && scheme.groupSize != nil
+    }
+
+    /// Refuses combinations that cannot work, with the reason.
+    public func validate() throws {
+        func fail(_ s: String) -> PipelineError { .invalidOptions(s) }
+        if format == .gptq && !scheme.symmetric {
+            throw fail("asymmetric zero points of 0 cannot be stored in v1 'gptq' (they become −1 and corrupt neighbouring fields); use --format gptq-v2, awq or compressed-tensors, or --sym")
+        }
+        if format == .awq && scheme.bits != 4 { throw fail("the AWQ GEMM format stores 4-bit weights only; use --format gptq or compressed-tensors for \(scheme.bits) bits") }
+        if format == .awq && scheme.groupSize == nil { throw fail("the AWQ GEMM format needs a group size (not -1)") }
+        if format == .awq && dynamicGroupIndex { throw fail("the AWQ GEMM format has no g_idx: act-order needs --static-groups with --format awq") }
+        if (method == .rtn || method == .awq) && (actOrder || staticGroups) { throw fail("--act-order and --static-groups apply to GPTQ methods only") }
+        if staticGroups && !actOrder { throw fail("--static-groups only matters with --act-order") }
+        if !(damping > 0 && damping < 1) { throw fail("--damp must be in (0, 1)") }
+        if samples < 1 || sequenceLength < 2 { throw fail("--samples must be ≥ 1 and --seqlen ≥ 2") }
+        for pattern in skip {
+            do { _ = try NSRegularExpression(pattern: pattern) } catch { throw fail("--skip '\(pattern)' is not a valid regular expression") }
+        }
+    }
+
+    /// The GPTQ solver settings these options imply.
+    public var gptqConfiguration: GPTQConfiguration {
+        GPTQConfiguration(scheme: scheme, blockSize: blockSize, dampingFraction: damping, actOrder: actOrder, staticGroups: staticGroups)
+    }
+
+    /// The checkpoint's `quantization_config`.
+    public func quantizationConfig(ignore: [String]) -> QuantizationConfig {
+        QuantizationConfig(format: format, scheme: scheme, descAct: actOrder, staticGroups: staticGroups,
+                           dampPercent: damping, trueSequential: true, ignore: ignore)
+    }
+}
+
+/// Errors of the pipeline.
+public enum PipelineError: Error, Equatable, CustomStringConvertible {
+    case invalidOptions(String)
+    case calibration(String)
+    case output(String)
+
+    public var description: String {
+        switch self {
+        case .invalidOptions(let s): return "invalid options: \(s)"
+        case .calibration(let s): return "calibration: \(s)"
+        case .output(let s): return "output: \(s)"
+        }
+    }
+}

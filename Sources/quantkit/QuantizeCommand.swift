@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import Packing
+import QuantCore
+import QuantPipeline
+
+extension QuantMethod: ExpressibleByArgument {}
+
+/// `quantkit quantize`: a whole checkpoint, block by block.
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Quantize every decoder linear of a Hugging Face LLaMA-family checkpoint and write a loadable quantized checkpoint.",
+        discussion: """
+        The output folder holds model.safetensors (packed linears; embeddings, norms and lm_head copied unchanged), \
+        config.json with quantization_config, quantize_config.json (GPTQ formats), the tokenizer files and \
+        quantkit-report.json. It is written under a temporary name and renamed into place when complete.
+        """)
+
+    @Option(help: "Checkpoint folder (config.json, tokenizer.json, safetensors).")
+    var model: String
+
+    @Option(help: "Calibration text (plain UTF-8). Required except for --method rtn.")
+    var calib: String?
+
+    @Option(help: "Output folder.")
+    var out: String
+
+    @Option(help: "Method: \(QuantMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var method: QuantMethod = .gptq
+
+    @OptionGroup var scheme: SchemeOptions
+
+    @Flag(name: .customLong("act-order"), help: "GPTQ: quantize columns in descending Hessian-diagonal order (desc_act).")
+    var actOrder = false
+
+    @Flag(name: .customLong("static-groups"), help: "GPTQ with --act-order: fix group grids before the solve (trivial g_idx, no inference cost).")
+    var staticGroups = false
+
+    @Option(help: "Calibration windows.")
+    var samples: Int = 128
+
+    @Option(help: "Tokens per calibration window.")
+    var seqlen: Int = 512
+
+    @Option(help: "Seed of the calibration window sampler.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Packed format: \(PackFormat.allCases.map(\.rawValue).joined(separator: ", ")). Asymmetric models need gptq-v2, awq or compressed-tensors.")
+    var format: PackFormat?
+
+    @Option(help: "GPTQ damping, as a fraction of mean(diag H).")
+    var damp: Double = 0.01
+
+    @Option(name: .customLong("skip"), help: "Regular expression of linear names to leave unquantized (repeatable), e.g. 'layers\\.0\\.'.")
+    var skip: [String] = []
+
+    @Flag(help: "Replace --out if it exists.")
+    var force = false
+
+    @Flag(help: "No progress on stderr.")
+    var quiet = false
+
+    /// The format when none is given: v1 gptq for symmetric grids (the most widely loaded), gptq-v2 otherwise.
+    var resolvedFormat: PackFormat { format ?? (scheme.symmetric() ? .gptq : .gptqV2) }
+
+    func options() throws -> QuantizeOptions {
+        QuantizeOptions(method: method, scheme: try scheme.makeScheme(), format: resolvedFormat, actOrder: actOrder, staticGroups: staticGroups,
+                        damping: damp, samples: samples, sequenceLength: seqlen, seed: seed, skip: skip)
+    }
+
+    func validate() throws {
+        do { try options().validate() } catch let e as PipelineError { throw ValidationError(e.description) }
+        if method != .rtn && calib == nil { throw ValidationError("--calib is required for --method \(method.rawValue)") }
+    }
+
+    func run() throws {
+        let result = try QuantizationPipeline.run(modelDirectory: model, calibrationFile: calib, outputDirectory: out,
+                                                  options: try options(), overwrite: force, quiet: quiet)
+        print(result.report.summaryTable())
+        print("wrote \(out) (\(formatBytes(result.report.outputBytes)))")
+    }
+}
