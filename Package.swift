@@ -38,6 +38,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "QuantCore", "TestSupport"]),
         .testTarget(name: "PackingTests", dependencies: ["Packing", "QuantCore", "SafeTensors", "TestSupport"]),
         .testTarget(name: "GPTQTests", dependencies: ["GPTQ", "QuantCore", "TestSupport"]),
+        .testTarget(name: "AWQTests", dependencies: ["AWQ", "QuantCore", "TestSupport"]),
         .testTarget(name: "LanguageModelTests", dependencies: ["LanguageModel", "QuantCore", "SafeTensors", "Packing", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

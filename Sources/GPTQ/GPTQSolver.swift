@@ -95,8 +95,8 @@ public enum GPTQSolver {
         }
         diagnostics.dampingFraction = fraction
         let U = factor.toFloat()
+        diagnostics.factorSeconds = elapsedSeconds(since: start)
         let loopStart = ContinuousClock.now
-        diagnostics.factorSeconds = seconds(start, loopStart)
 
         // The lazy-batch loop.
         let B = cfg.blockSize
@@ -150,7 +150,7 @@ public enum GPTQSolver {
             }
         }
         diagnostics.loss = loss / 2
-        diagnostics.loopSeconds = seconds(loopStart, ContinuousClock.now)
+        diagnostics.loopSeconds = elapsedSeconds(since: loopStart)
 
         // Back to the layer's own column order.
         var codes = [UInt8](repeating: 0, count: rows * cols)
@@ -218,7 +218,7 @@ public enum GPTQSolver {
         var diagnostics = d
         do {
             let q = try RoundToNearest.quantize(weight, scheme: scheme)
-            diagnostics.factorSeconds = seconds(start, ContinuousClock.now)
+            diagnostics.factorSeconds = elapsedSeconds(since: start)
             return GPTQResult(quantized: q, diagnostics: diagnostics)
         } catch {
             throw .nonFiniteWeight
@@ -239,10 +239,4 @@ public enum GPTQSolver {
         for i in 0..<n { for j in 0..<n { out[i, j] = h[perm[i], perm[j]] } }
         return out
     }
-}
-
-@inline(__always)
-func seconds(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) -> Double {
-    let d = b - a
-    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
 }

@@ -22,6 +22,7 @@ final class CheckpointWriter {
     private var slots: [Slot] = []
     private var cursor = 0
     private var pending: [String: [Tensor]] = [:]  // packed tensors by linear name
+    private var overrides: [String: [Float]] = [:]  // replaced float tensors (AWQ-scaled norms)
     private let writer: SafeTensorsWriter
 
     /// - Parameter quantized: whether a linear is quantized (others are copied unchanged).
@@ -82,13 +83,24 @@ final class CheckpointWriter {
         pending[name] = try Packer.pack(q, format: format, prefix: name, trivialGroupIndex: trivialGroupIndex)
     }
 
+    /// Replaces a copied float tensor's values (written in the source's dtype).
+    func override(_ name: String, with values: [Float]) { overrides[name] = values }
+
     /// Writes every slot up to the first packed linear not yet handed over.
     func flush() throws {
         while cursor < slots.count {
             switch slots[cursor] {
             case .copy(let name):
                 let f = try model.checkpoint.file(containing: name)
-                try writer.write(name, bytes: try f.rawBytes(name))
+                if let values = overrides.removeValue(forKey: name) {
+                    let info = try f.info(name)
+                    guard [.f32, .f16, .bf16].contains(info.dtype), values.count == info.elementCount else {
+                        throw PipelineError.output("cannot replace \(name) (\(info.dtype.rawValue) \(info.shape)) by \(values.count) floats")
+                    }
+                    try writer.write(Tensor(name: name, floats: values, shape: info.shape, dtype: info.dtype))
+                } else {
+                    try writer.write(name, bytes: try f.rawBytes(name))
+                }
             case .packed(let layer, let linear):
                 let name = "model.layers.\(layer).\(linear.rawValue)"
                 guard let tensors = pending.removeValue(forKey: name) else { return }

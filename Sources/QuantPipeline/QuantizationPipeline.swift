@@ -79,20 +79,23 @@ public enum QuantizationPipeline {
             for layer in 0..<config.layerCount {
                 var block = try model.block(layer)
                 var results: [BlockLinear: QuantizedLinear] = [:]
-                let quantizer = LinearQuantizer(options: options, layer: layer, isQuantized: { quantized(layer, $0) })
+                let quantizer = LinearQuantizer(options: options, layer: layer, sequenceLength: options.sequenceLength, rope: rope,
+                                                isQuantized: { quantized(layer, $0) })
                 if var x = hidden {
                     try block.forward(&x, sequenceLength: options.sequenceLength, rope: rope) { input, activations, blk in
                         clock.update(layer, of: config.layerCount, detail: "\(input.consumers.map(\.shortName).joined(separator: ","))")
-                        for (linear, q, report) in try quantizer.quantize(input: input, activations: activations, block: &blk) {
+                        let stage = try quantizer.quantize(input: input, activations: activations, block: &blk)
+                        for (linear, q, report) in stage.linears {
                             results[linear] = q
                             layers.append(report)
                         }
+                        for (name, values) in stage.normOverrides { writer.override(name, with: values) }
                     }
                     passes += 1
                     guard x.isFinite else { throw LanguageModelError.nonFiniteActivations("the output of block \(layer)") }
                     hidden = x
                 } else {
-                    for (linear, q, report) in try quantizer.quantizeWithoutCalibration(block: &block) {
+                    for (linear, q, report) in try quantizer.quantizeWithoutCalibration(block: &block).linears {
                         results[linear] = q
                         layers.append(report)
                     }

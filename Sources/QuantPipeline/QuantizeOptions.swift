@@ -37,10 +37,13 @@ public struct QuantizeOptions: Sendable {
     public var awqSearchTokens: Int
     /// AWQ: run the clip search.
     public var awqClip: Bool
+    /// Measure every layer's relative output error (one Hessian per input even without GPTQ).
+    public var measureErrors: Bool
 
     public init(method: QuantMethod = .gptq, scheme: QuantScheme, format: PackFormat = .gptq, actOrder: Bool = false,
                 staticGroups: Bool = false, damping: Double = 0.01, blockSize: Int = 128, samples: Int = 128,
-                sequenceLength: Int = 512, seed: UInt64 = 0, skip: [String] = [], awqSearchTokens: Int = 8192, awqClip: Bool = true) {
+                sequenceLength: Int = 512, seed: UInt64 = 0, skip: [String] = [], awqSearchTokens: Int = 4096, awqClip: Bool = true,
+                measureErrors: Bool = true) {
         self.method = method
         self.scheme = scheme
         self.format = format
@@ -54,6 +57,7 @@ public struct QuantizeOptions: Sendable {
         self.skip = skip
         self.awqSearchTokens = awqSearchTokens
         self.awqClip = awqClip
+        self.measureErrors = measureErrors
     }
 
     /// `true` when layers get a non-trivial `g_idx` (act-order with dynamic groups).

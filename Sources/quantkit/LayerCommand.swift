@@ -95,12 +95,7 @@ struct LayerCommand: ParsableCommand {
                    ("symmetric", .bool(qscheme.symmetric)), ("act_order", .bool(actOrder)), ("format", .string(format.rawValue)),
                    ("out_features", .number(Double(weight.rows))), ("in_features", .number(Double(weight.cols))),
                    ("relative_error", .number(relative)), ("rtn_relative_error", .number(rtnRelative)),
-                   ("seconds", .number(seconds(since: start)))]
+                   ("seconds", .number(elapsedSeconds(since: start)))]
         print(JSONValue.object(fields).serialized)
     }
-}
-
-func seconds(since start: ContinuousClock.Instant) -> Double {
-    let d = ContinuousClock.now - start
-    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
 }
