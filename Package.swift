@@ -19,7 +19,8 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CLinearAlgebra", path: "Sources/CLinearAlgebra"),
-        .target(name: "QuantCore", dependencies: ["CLinearAlgebra"]),
+        .systemLibrary(name: "CAllocator", path: "Sources/CAllocator"),
+        .target(name: "QuantCore", dependencies: ["CLinearAlgebra", "CAllocator"]),
         .target(name: "SafeTensors", dependencies: ["QuantCore"]),
         .target(name: "Packing", dependencies: ["QuantCore", "SafeTensors"]),
         .target(name: "GPTQ", dependencies: ["QuantCore"]),

@@ -75,7 +75,7 @@ public struct QuantizeOptions: Sendable {
         if format == .awq && scheme.groupSize == nil { throw fail("the AWQ GEMM format needs a group size (not -1)") }
         if format == .awq && dynamicGroupIndex { throw fail("the AWQ GEMM format has no g_idx: act-order needs --static-groups with --format awq") }
         if (method == .rtn || method == .awq) && (actOrder || staticGroups) { throw fail("--act-order and --static-groups apply to GPTQ methods only") }
-        if staticGroups && !actOrder { throw fail("--static-groups only matters with --act-order") }
+        if staticGroups && !actOrder { throw fail("static groups only matter with act-order") }
         if !(damping > 0 && damping < 1) { throw fail("--damp must be in (0, 1)") }
         if samples < 1 || sequenceLength < 2 { throw fail("--samples must be ≥ 1 and --seqlen ≥ 2") }
         for pattern in skip {

@@ -7,5 +7,15 @@ struct QuantKitCommand: ParsableCommand {
         commandName: "quantkit",
         abstract: "Quantize LLM linear layers to 2/3/4/8-bit weights with GPTQ, AWQ or RTN, natively on the CPU.",
         version: QuantKitVersion.string,
-        subcommands: [QuantizeCommand.self, EvalCommand.self, InspectCommand.self, LayerCommand.self])
+        subcommands: [QuantizeCommand.self, CompareCommand.self, EvalCommand.self, InspectCommand.self, LayerCommand.self])
+
+    static func main() {
+        ProcessTuning.retainFreedMemory()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

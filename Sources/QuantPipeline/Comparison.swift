@@ -1,0 +1,58 @@
+import Foundation
+import LanguageModel
+import Packing
+import QuantCore
+
+/// `quantkit compare`: every method × bit width on the same model and data, evaluated against
+/// the full-precision model.
+public enum Comparison {
+    /// Runs the comparison, writing each quantized checkpoint under `outputDirectory/<method>-w<bits>`
+    /// and evaluating it from disk (so the numbers are those a user loading it gets).
+    public static func run(modelDirectory: String, calibrationFile: String, evalFile: String, methods: [QuantMethod], bits: [Int],
+                           base: QuantizeOptions, evalSequenceLength: Int, evalWindows: Int?, outputDirectory: String,
+                           log: ProgressReporter) throws -> ComparisonReport {
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        let tokenizer = try Tokenizer(path: modelDirectory + "/tokenizer.json")
+        guard let text = try? String(contentsOfFile: evalFile, encoding: .utf8) else { throw PipelineError.calibration("cannot read \(evalFile)") }
+        let evalTokens = tokenizer.encode(text)
+        let fpModel = try CausalLM(directory: modelDirectory)
+        log.note("fp16: evaluating \(evalFile)")
+        let fp = try ModelRunner.perplexity(fpModel, tokens: evalTokens, sequenceLength: evalSequenceLength, maxWindows: evalWindows)
+        log.note(String(format: "fp16: perplexity %.3f", fp.perplexity))
+        let fpSize = fpModel.checkpoint.tensorNames.reduce(0) { $0 + ((try? fpModel.checkpoint.info($1).byteCount) ?? 0) }
+        var runs: [ComparisonRun] = []
+        var names: [String] = []
+        for b in bits {
+            for method in methods {
+                var options = base
+                options.method = method
+                options.scheme = try QuantScheme(bits: b, groupSize: base.scheme.groupSize, symmetric: base.scheme.symmetric,
+                                                 singleSignRule: base.scheme.singleSignRule)
+                let gptqLike = method == .gptq || method == .awqGPTQ
+                options.actOrder = gptqLike && base.actOrder
+                options.staticGroups = options.actOrder && base.staticGroups
+                let out = outputDirectory + "/\(method.rawValue)-w\(b)"
+                log.note("\(method.rawValue) W\(b): quantizing into \(out)")
+                let q = try QuantizationPipeline.run(modelDirectory: modelDirectory, calibrationFile: calibrationFile, outputDirectory: out,
+                                                     options: options, overwrite: true, quiet: false)
+                let model = try CausalLM(directory: out)
+                log.note("\(method.rawValue) W\(b): evaluating")
+                let r = try ModelRunner.perplexity(model, tokens: evalTokens, sequenceLength: evalSequenceLength, maxWindows: evalWindows)
+                log.note(String(format: "%@ W%d: perplexity %.3f (fp16 %.3f)", method.rawValue, b, r.perplexity, fp.perplexity))
+                let errors = q.report.layers.map(\.relativeError)
+                if names.isEmpty { names = q.report.layers.map(\.name) }
+                let known = errors.compactMap { $0 }
+                runs.append(ComparisonRun(method: method.rawValue, bits: b, perplexity: r.perplexity, deltaPerplexity: r.perplexity - fp.perplexity,
+                                          quantizeSeconds: q.report.totalSeconds, evalSeconds: r.seconds, sizeBytes: q.report.outputBytes,
+                                          peakResidentBytes: q.report.peakResidentBytes,
+                                          meanRelativeError: known.isEmpty ? nil : known.reduce(0, +) / Double(known.count),
+                                          layerErrors: errors, output: out))
+            }
+        }
+        return ComparisonReport(quantkitVersion: QuantKitVersion.string, model: modelDirectory, calibration: calibrationFile, evaluation: evalFile,
+                                groupSize: base.scheme.configGroupSize, symmetric: base.scheme.symmetric, calibrationSamples: base.samples,
+                                calibrationSequenceLength: base.sequenceLength, evalSequenceLength: evalSequenceLength, evalWindows: fp.windows,
+                                evalTokens: fp.tokens, fullPrecisionPerplexity: fp.perplexity, fullPrecisionSizeBytes: fpSize,
+                                layerNames: names, runs: runs)
+    }
+}
