@@ -26,28 +26,29 @@ public enum GPTQSolver {
     /// - Complexity: `O(in³)` for the inverse plus `O(out·in²)` for the loop.
     public static func quantize(weight: Matrix<Float>, hessian: Matrix<Double>,
                                 configuration cfg: GPTQConfiguration) throws(GPTQError) -> GPTQResult {
+        try quantize(weight: weight, prepared: PreparedHessian(hessian, configuration: cfg), configuration: cfg)
+    }
+
+    /// Quantizes `weight` with a Hessian already prepared (shared by the linears that read the
+    /// same input: q/k/v, gate/up). `prepared` must come from the same configuration.
+    public static func quantize(weight: Matrix<Float>, prepared: PreparedHessian,
+                                configuration cfg: GPTQConfiguration) throws(GPTQError) -> GPTQResult {
         let start = ContinuousClock.now
         let rows = weight.rows, cols = weight.cols
-        guard hessian.rows == cols, hessian.cols == cols else {
-            throw .shapeMismatch(what: "Hessian", expected: "\(cols)×\(cols)", found: "\(hessian.rows)×\(hessian.cols)")
+        guard prepared.columns == cols else {
+            throw .shapeMismatch(what: "Hessian", expected: "\(cols)×\(cols)", found: "\(prepared.columns)×\(prepared.columns)")
         }
         guard weight.isFinite else { throw .nonFiniteWeight }
-        guard hessian.isFinite else { throw .nonFiniteHessian }
         let scheme = cfg.scheme
-        var diagnostics = GPTQDiagnostics(loss: nil, dampingFraction: nil, failedDampingFractions: [], fallback: nil,
-                                          deadColumns: 0, factorSeconds: 0, loopSeconds: 0)
+        var diagnostics = GPTQDiagnostics(loss: nil, dampingFraction: prepared.dampingFraction,
+                                          failedDampingFractions: prepared.failedDampingFractions, fallback: prepared.fallback,
+                                          deadColumns: prepared.deadColumns, factorSeconds: prepared.seconds, loopSeconds: 0)
+        guard let U = prepared.inverseFactor else { return try fallbackToRTN(weight, scheme, diagnostics, start) }
 
         // Dead columns: an input that never fired cannot be compensated; zero it (reference).
-        var H = hessian
         var Wt = weight.transposed()
-        for i in 0..<cols where H[i, i] == 0 {
-            H[i, i] = 1
+        for i in 0..<cols where prepared.isDead[i] {
             for o in 0..<rows { Wt[i, o] = 0 }
-            diagnostics.deadColumns += 1
-        }
-        if cols > 0 && diagnostics.deadColumns == cols {
-            diagnostics.fallback = .noCalibrationSignal
-            return try fallbackToRTN(weight, scheme, diagnostics, start)
         }
 
         // Whole-row and static-group grids come from the weight before any update.
@@ -60,45 +61,10 @@ public enum GPTQSolver {
                 return grids(Wt, rows: range, outputs: rows, scheme: scheme, clip: cfg.clipSearch)
             }
         }
-
-        // Act-order: columns by descending diag(H), ties by index.
-        var perm = Array(0..<cols)
-        if cfg.actOrder {
-            let diag = (0..<cols).map { H[$0, $0] }
-            perm = perm.sorted { diag[$0] > diag[$1] || (diag[$0] == diag[$1] && $0 < $1) }
-            Wt = permuteRows(Wt, perm)
-            H = permuteSymmetric(H, perm)
-        }
-
-        // Damping and the upper factor U of H⁻¹, retrying with more damping.
-        let meanDiag = (0..<cols).reduce(0.0) { $0 + H[$1, $1] } / Double(max(cols, 1))
-        var fraction = cfg.dampingFraction
-        var factor: Matrix<Double>? = nil
-        var lastMinor = 0
-        while fraction < 1 {
-            var A = H
-            for i in 0..<cols { A[i, i] += fraction * meanDiag }
-            do {
-                try CholeskyInverse.upperFactorOfInverse(&A, route: cfg.inverseRoute)
-                factor = A
-                break
-            } catch {
-                if case .notPositiveDefinite(let m) = error { lastMinor = m }
-                diagnostics.failedDampingFractions.append(fraction)
-                fraction += cfg.dampingIncrement
-                if cfg.dampingIncrement <= 0 { break }
-            }
-        }
-        guard let factor else {
-            diagnostics.fallback = .choleskyFailed(lastMinor: lastMinor)
-            return try fallbackToRTN(weight, scheme, diagnostics, start)
-        }
-        diagnostics.dampingFraction = fraction
-        let U = factor.toFloat()
-        diagnostics.factorSeconds = elapsedSeconds(since: start)
+        let perm = prepared.permutation
+        if cfg.actOrder { Wt = permuteRows(Wt, perm) }
         let loopStart = ContinuousClock.now
 
-        // The lazy-batch loop.
         let B = cfg.blockSize
         var codesT = [UInt8](repeating: 0, count: cols * rows)        // [in (quantization order) × out]
         var groupGrids: [[GroupGrid]] = []                             // dynamic groups, quantization order
@@ -151,6 +117,7 @@ public enum GPTQSolver {
         }
         diagnostics.loss = loss / 2
         diagnostics.loopSeconds = elapsedSeconds(since: loopStart)
+        _ = start
 
         // Back to the layer's own column order.
         var codes = [UInt8](repeating: 0, count: rows * cols)
@@ -230,13 +197,6 @@ public enum GPTQSolver {
         for (k, r) in perm.enumerated() {
             out.storage.replaceSubrange((k * m.cols)..<((k + 1) * m.cols), with: m.storage[(r * m.cols)..<((r + 1) * m.cols)])
         }
-        return out
-    }
-
-    private static func permuteSymmetric(_ h: Matrix<Double>, _ perm: [Int]) -> Matrix<Double> {
-        var out = Matrix<Double>(rows: h.rows, cols: h.cols)
-        let n = h.rows
-        for i in 0..<n { for j in 0..<n { out[i, j] = h[perm[i], perm[j]] } }
         return out
     }
 }

@@ -17,6 +17,7 @@ public enum CholeskyInverse {
     ///   (the minor is counted in the order the route factorizes: reversed for `.reversedCholesky`).
     ///   `a` is then left in an unspecified state.
     /// - Complexity: O(n³): ⅔·n³ flops for `.reversedCholesky`, 4/3·n³ for `.threeStep`.
+    @inlinable
     public static func upperFactorOfInverse<T: BLASScalar>(_ a: inout Matrix<T>, route: Route = .reversedCholesky) throws(LinearAlgebraError) {
         precondition(a.rows == a.cols, "needs a square matrix")
         let n = a.rows
@@ -29,13 +30,25 @@ public enum CholeskyInverse {
                 try T.potrf(.upper, n: n, a: p.baseAddress!, lda: n)
             }
         case .reversedCholesky:
-            a.storage.reverse()
+            reverse(&a.storage)
             try a.storage.withUnsafeMutableBufferPointer { (p) throws(LinearAlgebraError) in
                 try T.potrf(.lower, n: n, a: p.baseAddress!, lda: n)
                 try T.trtri(.lower, n: n, a: p.baseAddress!, lda: n)
             }
-            a.storage.reverse()
+            reverse(&a.storage)
         }
         a.zeroStrictTriangle(.lower)
+    }
+
+    /// Reverses a buffer in place (P·A·P for a row-major square matrix).
+    @usableFromInline
+    static func reverse<T>(_ v: inout [T]) {
+        v.withUnsafeMutableBufferPointer { p in
+            var i = 0, j = p.count - 1
+            while i < j {
+                let t = p[i]; p[i] = p[j]; p[j] = t
+                i += 1; j -= 1
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
     public var storage: [Scalar]
 
     /// A matrix filled with `value`.
+    @inlinable
     public init(rows: Int, cols: Int, repeating value: Scalar = 0) {
         precondition(rows >= 0 && cols >= 0, "negative matrix dimension")
         self.rows = rows
@@ -18,7 +19,20 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
         self.storage = [Scalar](repeating: value, count: rows * cols)
     }
 
+    /// A matrix whose elements are left uninitialized, for outputs a BLAS call overwrites
+    /// entirely (`beta = 0`); `initializer` must write every element.
+    @inlinable
+    public init(rows: Int, cols: Int, initializingWith initializer: (UnsafeMutableBufferPointer<Scalar>) -> Void) {
+        self.rows = rows
+        self.cols = cols
+        self.storage = [Scalar](unsafeUninitializedCapacity: rows * cols) { buffer, count in
+            initializer(buffer)
+            count = rows * cols
+        }
+    }
+
     /// Wraps `storage` (row-major, `rows × cols` elements).
+    @inlinable
     public init(rows: Int, cols: Int, storage: [Scalar]) {
         precondition(storage.count == rows * cols, "storage has \(storage.count) elements, expected \(rows)×\(cols)")
         self.rows = rows
@@ -42,6 +56,7 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
     }
 
     /// The transpose, `[cols × rows]`.
+    @inlinable
     public func transposed() -> Matrix {
         var t = Matrix(rows: cols, cols: rows)
         storage.withUnsafeBufferPointer { src in
@@ -63,11 +78,13 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
     }
 
     /// Rows `range` as a new matrix.
+    @inlinable
     public func rows(_ range: Range<Int>) -> Matrix {
         Matrix(rows: range.count, cols: cols, storage: Array(storage[range.lowerBound * cols ..< range.upperBound * cols]))
     }
 
     /// `true` when every element is finite (no NaN or ±Inf).
+    @inlinable
     public var isFinite: Bool {
         storage.withUnsafeBufferPointer { p in
             for x in p where !x.isFinite { return false }

@@ -1,28 +1,27 @@
 /// Whole-matrix conveniences over the `BLASScalar` wrappers.
 extension Matrix {
     /// `op(self) · op(other)` as a new matrix (one GEMM).
+    @inlinable
     public func multiplied(by other: Matrix, transposeSelf: Bool = false, transposeOther: Bool = false) -> Matrix {
         let m = transposeSelf ? cols : rows
         let k = transposeSelf ? rows : cols
         let k2 = transposeOther ? other.cols : other.rows
         let n = transposeOther ? other.rows : other.cols
         precondition(k == k2, "inner dimensions differ: \(k) vs \(k2)")
-        var out = Matrix(rows: m, cols: n)
-        if m == 0 || n == 0 { return out }
-        if k == 0 { return out }
-        storage.withUnsafeBufferPointer { a in
-            other.storage.withUnsafeBufferPointer { b in
-                out.storage.withUnsafeMutableBufferPointer { c in
+        if m == 0 || n == 0 || k == 0 { return Matrix(rows: m, cols: n) }
+        return Matrix(rows: m, cols: n) { c in
+            storage.withUnsafeBufferPointer { a in
+                other.storage.withUnsafeBufferPointer { b in
                     Scalar.gemm(transposeSelf ? .transpose : .none, transposeOther ? .transpose : .none,
                                 m: m, n: n, k: k, alpha: 1, a: a.baseAddress!, lda: cols,
                                 b: b.baseAddress!, ldb: other.cols, beta: 0, c: c.baseAddress!, ldc: n)
                 }
             }
         }
-        return out
     }
 
     /// Copies the `from` triangle onto the other one, making the matrix symmetric.
+    @inlinable
     public mutating func symmetrize(from triangle: Triangle) {
         precondition(rows == cols, "symmetrize needs a square matrix")
         let n = rows
@@ -36,6 +35,7 @@ extension Matrix {
     }
 
     /// Sets the strict `triangle` (diagonal excluded) to zero.
+    @inlinable
     public mutating func zeroStrictTriangle(_ triangle: Triangle) {
         precondition(rows == cols, "needs a square matrix")
         let n = rows

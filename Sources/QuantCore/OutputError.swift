@@ -6,17 +6,19 @@ public enum OutputError {
     /// - Parameters: `original`, `quantized` `[out × in]`; `gram` `[in × in]`, symmetric.
     /// - Returns: the ratio (0 when both are 0).
     /// - Complexity: two GEMMs, `O(out · in²)`.
+    /// The quadratic forms run as `Float` GEMMs (summed in Double): ample for a diagnostic.
     public static func relative(original: Matrix<Float>, quantized: Matrix<Float>, gram: Matrix<Double>) -> Double {
         precondition(original.rows == quantized.rows && original.cols == quantized.cols && gram.rows == original.cols)
-        let w = original.toDouble()
-        var delta = quantized.toDouble()
-        for k in delta.storage.indices { delta.storage[k] = w.storage[k] - delta.storage[k] }
-        func quadratic(_ m: Matrix<Double>) -> Double {
-            let mg = m.multiplied(by: gram)
+        let g = gram.toFloat()
+        var delta = quantized
+        for k in delta.storage.indices { delta.storage[k] = original.storage[k] - delta.storage[k] }
+        func quadratic(_ m: Matrix<Float>) -> Double {
+            let mg = m.multiplied(by: g)
             var s = 0.0
-            for k in m.storage.indices { s += mg.storage[k] * m.storage[k] }
+            for k in m.storage.indices { s += Double(mg.storage[k]) * Double(m.storage[k]) }
             return s
         }
+        let w = original
         let num = quadratic(delta), den = quadratic(w)
         return den > 0 ? num / den : (num > 0 ? .infinity : 0)
     }

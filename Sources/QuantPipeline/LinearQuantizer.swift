@@ -73,6 +73,15 @@ struct LinearQuantizer {
             try acc.add(x)
             H = acc.hessian()
         }
+        // GPTQ: one prepared Hessian (damping, act-order, U) per distinct input and scale basis.
+        var prepared: [[Float]?: PreparedHessian] = [:]
+        if usesGPTQ, let H {
+            for linear in consumers where prepared[basis[linear]] == nil {
+                var h = H
+                if let s = basis[linear] { scaleSymmetric(&h, by: s.map { 1 / Double($0) }) }
+                prepared[basis[linear]] = try PreparedHessian(h, configuration: options.gptqConfiguration)
+            }
+        }
         let sharedSeconds = elapsedSeconds(since: stageStart) / Double(consumers.count)
 
         for linear in consumers {
@@ -96,10 +105,8 @@ struct LinearQuantizer {
                 }
             }
             let q: QuantizedLinear
-            if usesGPTQ, let H {
-                var h = H
-                if let s { scaleSymmetric(&h, by: s.map { 1 / Double($0) }) }
-                let r = try GPTQSolver.quantize(weight: w, hessian: h, configuration: options.gptqConfiguration)
+            if usesGPTQ, let p = prepared[s] {
+                let r = try GPTQSolver.quantize(weight: w, prepared: p, configuration: options.gptqConfiguration)
                 q = r.quantized
                 report.loss = r.diagnostics.loss
                 report.damping = r.diagnostics.dampingFraction

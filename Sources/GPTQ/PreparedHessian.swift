@@ -1,0 +1,90 @@
+import QuantCore
+
+/// A Hessian made ready for the GPTQ loop, once per distinct layer input: dead columns marked,
+/// the act-order permutation, damping (retried until the Cholesky succeeds) and the upper factor
+/// `U` of `(H + λI)⁻¹` in quantization order. q/k/v (and gate/up) share one.
+public struct PreparedHessian: Sendable {
+    /// `in`.
+    public let columns: Int
+    /// Columns with `H_ii = 0`.
+    public let isDead: [Bool]
+    /// Quantization order: `permutation[k]` is the column quantized `k`-th (identity without act-order).
+    public let permutation: [Int]
+    /// `U` (`[in × in]`, upper, permuted), or `nil` when the solve must fall back to RTN.
+    public let inverseFactor: Matrix<Float>?
+    public let dampingFraction: Double?
+    public let failedDampingFractions: [Double]
+    public let fallback: GPTQDiagnostics.Fallback?
+    /// Wall time of the preparation.
+    public let seconds: Double
+
+    public var deadColumns: Int { isDead.filter { $0 }.count }
+
+    /// Prepares `hessian` (`[in × in]`, symmetric) for `configuration`.
+    /// - Throws: `.nonFiniteHessian` if `hessian` has NaN or Inf.
+    public init(_ hessian: Matrix<Double>, configuration cfg: GPTQConfiguration) throws(GPTQError) {
+        let start = ContinuousClock.now
+        guard hessian.rows == hessian.cols else {
+            throw .shapeMismatch(what: "Hessian", expected: "square", found: "\(hessian.rows)×\(hessian.cols)")
+        }
+        guard hessian.isFinite else { throw .nonFiniteHessian }
+        let n = hessian.rows
+        columns = n
+        var H = hessian
+        var dead = [Bool](repeating: false, count: n)
+        for i in 0..<n where H[i, i] == 0 {
+            H[i, i] = 1
+            dead[i] = true
+        }
+        isDead = dead
+        // Act-order: columns by descending diag(H), ties by index.
+        var perm = Array(0..<n)
+        if cfg.actOrder {
+            let diag = (0..<n).map { H[$0, $0] }
+            perm.sort { diag[$0] > diag[$1] || (diag[$0] == diag[$1] && $0 < $1) }
+            var P = Matrix<Double>(rows: n, cols: n)
+            for i in 0..<n { for j in 0..<n { P[i, j] = H[perm[i], perm[j]] } }
+            H = P
+        }
+        permutation = perm
+        if n > 0 && dead.allSatisfy({ $0 }) {
+            inverseFactor = nil
+            dampingFraction = nil
+            failedDampingFractions = []
+            fallback = .noCalibrationSignal
+            seconds = elapsedSeconds(since: start)
+            return
+        }
+        // Damping λ = fraction · mean(diag H), retried with more damping on failure.
+        let meanDiag = (0..<n).reduce(0.0) { $0 + H[$1, $1] } / Double(max(n, 1))
+        var fraction = cfg.dampingFraction
+        var failed: [Double] = []
+        var factor: Matrix<Double>? = nil
+        var lastMinor = 0
+        while fraction < 1 {
+            var A = H
+            for i in 0..<n { A[i, i] += fraction * meanDiag }
+            do {
+                try CholeskyInverse.upperFactorOfInverse(&A, route: cfg.inverseRoute)
+                factor = A
+                break
+            } catch {
+                if case .notPositiveDefinite(let m) = error { lastMinor = m }
+                failed.append(fraction)
+                if cfg.dampingIncrement <= 0 { break }
+                fraction += cfg.dampingIncrement
+            }
+        }
+        failedDampingFractions = failed
+        if let factor {
+            inverseFactor = factor.toFloat()
+            dampingFraction = fraction
+            fallback = nil
+        } else {
+            inverseFactor = nil
+            dampingFraction = nil
+            fallback = .choleskyFailed(lastMinor: lastMinor)
+        }
+        seconds = elapsedSeconds(since: start)
+    }
+}
