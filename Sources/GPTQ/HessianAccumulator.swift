@@ -3,9 +3,9 @@ import QuantCore
 /// Accumulates a layer's GPTQ Hessian `H = 2/n · Σ xᵀx` from activation chunks as they stream
 /// out of a forward pass, without ever holding all activations.
 ///
-/// Each chunk `X [tokens × columns]` (row-major `Float`, one row per token) is folded in with
-/// one `ssyrk` (half the flops of a GEMM), and chunks are summed in `Double`. Small chunks are
-/// buffered up to `flushTokens` rows so the `syrk` runs on a BLAS-friendly size. `n` counts
+/// Tokens are folded in `flushTokens`-row slices (8192 by default), each with one `ssyrk` (half
+/// the flops of a GEMM) into a Float partial sum that is then added to the `Double` total.
+/// Smaller chunks are buffered up to `flushTokens` rows so the `syrk` runs on a BLAS-friendly size. `n` counts
 /// tokens (the reference counts sequences; the scale of `H` changes only the reported loss).
 /// Linears that share an input (q/k/v, gate/up) share one accumulator.
 public struct HessianAccumulator: Sendable {
@@ -22,7 +22,7 @@ public struct HessianAccumulator: Sendable {
     private var pending: [Float]    // buffered rows
     private var pendingRows = 0
 
-    public init(columns: Int, name: String = "layer", flushTokens: Int = 2048) {
+    public init(columns: Int, name: String = "layer", flushTokens: Int = 8192) {
         self.columns = columns
         self.name = name
         self.flushTokens = max(1, flushTokens)
@@ -57,8 +57,17 @@ public struct HessianAccumulator: Sendable {
         let n = kept?.count ?? count
         if n == 0 { return }
         if pendingRows == 0 && kept == nil && n >= flushTokens {
-            fold(x.baseAddress!, rows: n)  // large chunk: straight to syrk, no copy
-            tokens += n
+            // Large chunk: straight to syrk without a copy, one flushTokens slice at a time so
+            // each Float syrk sums few terms before the Double accumulation.
+            var start = 0
+            while n - start >= flushTokens {
+                fold(x.baseAddress! + start * columns, rows: flushTokens)
+                start += flushTokens
+            }
+            tokens += start
+            if start == n { return }
+            let rest = UnsafeBufferPointer(rebasing: x[(start * columns)..<(n * columns)])
+            try add(rows: rest, count: n - start)
             return
         }
         if pending.isEmpty { pending = [Float](repeating: 0, count: flushTokens * columns) }

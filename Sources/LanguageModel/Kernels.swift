@@ -24,7 +24,9 @@ enum Kernels {
 
     @inline(__always)
     static func expV(_ x0: SIMD8<Float>) -> SIMD8<Float> {
-        let x = x0.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
+        var x = x0
+        x.replace(with: SIMD8(repeating: -87), where: x .< -87)
+        x.replace(with: SIMD8(repeating: 88), where: x .> 88)
         // n = round(x / ln2) with the 1.5·2²³ trick; the integer sits in the low mantissa bits.
         let magic = SIMD8<Float>(repeating: 12_582_912)
         let t = x * 1.442_695_04 + magic

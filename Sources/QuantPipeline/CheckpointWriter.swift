@@ -10,8 +10,16 @@ import SafeTensors
 /// name next to the destination and renamed into place by `finish`.
 final class CheckpointWriter {
     private enum Slot {
-        case copy(String)
+        /// A tensor copied from the source; `layer` is its block (nil outside the blocks).
+        case copy(String, layer: Int?)
         case packed(layer: Int, BlockLinear)
+
+        var layer: Int? {
+            switch self {
+            case .copy(_, let l): return l
+            case .packed(let l, _): return l
+            }
+        }
     }
 
     let destination: String
@@ -48,17 +56,17 @@ final class CheckpointWriter {
         var remaining = Set(ckpt.tensorNames)
         var entries: [SafeTensorsWriter.Entry] = []
         var slotList: [Slot] = []
-        func copy(_ name: String) throws {
+        func copy(_ name: String, layer: Int? = nil) throws {
             guard remaining.remove(name) != nil else { return }
             let info = try ckpt.info(name)
             entries.append(.init(name: name, dtype: info.dtype, shape: info.shape))
-            slotList.append(.copy(name))
+            slotList.append(.copy(name, layer: layer))
         }
         try copy("model.embed_tokens.weight")
         for layer in 0..<model.config.layerCount {
             let prefix = "model.layers.\(layer)."
             let linearWeights = Set(BlockLinear.allCases.map { prefix + $0.rawValue + ".weight" })
-            for name in ckpt.tensorNames where name.hasPrefix(prefix) && !linearWeights.contains(name) { try copy(name) }
+            for name in ckpt.tensorNames where name.hasPrefix(prefix) && !linearWeights.contains(name) { try copy(name, layer: layer) }
             for linear in BlockLinear.allCases {
                 let name = prefix + linear.rawValue
                 if quantized(layer, linear) {
@@ -68,7 +76,7 @@ final class CheckpointWriter {
                     slotList.append(.packed(layer: layer, linear))
                     remaining.remove(name + ".weight")
                 } else {
-                    try copy(name + ".weight")
+                    try copy(name + ".weight", layer: layer)
                 }
             }
         }
@@ -83,14 +91,17 @@ final class CheckpointWriter {
         pending[name] = try Packer.pack(q, format: format, prefix: name, trivialGroupIndex: trivialGroupIndex)
     }
 
-    /// Replaces a copied float tensor's values (written in the source's dtype).
+    /// Replaces a copied float tensor's values (written in the source's dtype). Must come before
+    /// `flush(completedLayers:)` covers the tensor's block.
     func override(_ name: String, with values: [Float]) { overrides[name] = values }
 
-    /// Writes every slot up to the first packed linear not yet handed over.
-    func flush() throws {
+    /// Writes every slot of the blocks `0..<completedLayers` and everything before them; blocks
+    /// are written only once complete, so overrides of their tensors are never too late.
+    func flush(completedLayers: Int = .max) throws {
         while cursor < slots.count {
+            if let l = slots[cursor].layer, l >= completedLayers { return }
             switch slots[cursor] {
-            case .copy(let name):
+            case .copy(let name, _):
                 let f = try model.checkpoint.file(containing: name)
                 if let values = overrides.removeValue(forKey: name) {
                     let info = try f.info(name)
@@ -103,7 +114,9 @@ final class CheckpointWriter {
                 }
             case .packed(let layer, let linear):
                 let name = "model.layers.\(layer).\(linear.rawValue)"
-                guard let tensors = pending.removeValue(forKey: name) else { return }
+                guard let tensors = pending.removeValue(forKey: name) else {
+                    throw PipelineError.output("internal: \(name) was not quantized before its block was written")
+                }
                 for t in tensors { try writer.write(t) }
             }
             cursor += 1
@@ -114,7 +127,7 @@ final class CheckpointWriter {
     /// generation files, and renames the folder into place. Returns the output size in bytes.
     func finish(configJSON: JSONValue, quantizeConfig: JSONValue?, report: (Int) throws -> Data) throws -> Int {
         try flush()
-        guard cursor == slots.count else { throw PipelineError.output("internal: \(slots.count - cursor) tensors were never produced") }
+        guard cursor == slots.count, overrides.isEmpty else { throw PipelineError.output("internal: \(slots.count - cursor) tensors were never produced") }
         try writer.finish()
         let fm = FileManager.default
         func write(_ name: String, _ data: Data) throws {

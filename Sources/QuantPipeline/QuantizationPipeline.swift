@@ -101,7 +101,7 @@ public enum QuantizationPipeline {
                     }
                 }
                 for (linear, q) in results { try writer.add(q, layer: layer, linear) }
-                try writer.flush()
+                try writer.flush(completedLayers: layer + 1)
                 if keepBlocks { kept.append(block) }
                 clock.update(layer + 1, of: config.layerCount)
             }
