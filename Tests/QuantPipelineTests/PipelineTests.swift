@@ -33,10 +33,16 @@ import TestSupport
                                awqSearchTokens: 64)
     }
 
-    @Test(arguments: [QuantMethod.rtn, .gptq, .awq, .awqGPTQ])
-    func writtenCheckpointMatchesTheInMemoryModel(method: QuantMethod) throws {
+    static let cases: [(QuantMethod, PackFormat, Bool)] = [
+        (.rtn, .gptq, true), (.gptq, .gptq, true), (.gptq, .gptqV2, false), (.gptq, .compressedTensors, false),
+        (.awq, .awq, false), (.awq, .compressedTensors, true), (.awqGPTQ, .gptqV2, false), (.awqGPTQ, .awq, false),
+    ]
+
+    @Test(arguments: 0..<cases.count)
+    func writtenCheckpointMatchesTheInMemoryModel(index: Int) throws {
+        let (method, format, symmetric) = Self.cases[index]
         let m = try tinyModel(seed: 40)
-        for (format, symmetric) in [(PackFormat.gptq, true), (.gptqV2, false), (.awq, false), (.compressedTensors, false), (.compressedTensors, true)] {
+        do {
             let out = Fixtures.temporaryDirectory() + "/q"
             let opts = try options(method, format, symmetric: symmetric)
             let result = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: Self.calibration, outputDirectory: out,
@@ -54,6 +60,9 @@ import TestSupport
             for f in ["config.json", "model.safetensors", "tokenizer.json", "quantkit-report.json"] { #expect(files.contains(f), "\(f)") }
             #expect(files.contains("quantize_config.json") == (format == .gptq || format == .gptqV2))
             #expect(!(try FileManager.default.contentsOfDirectory(atPath: (out as NSString).deletingLastPathComponent)).contains { $0.contains(".partial-") })
+            // Every packed layer re-packs to the exact bytes on disk.
+            let summary = try CheckpointVerifier.verify(directory: out, reference: m.directory)
+            #expect(summary.linears.count == 14)
             if format == .gptq {
                 // Symmetric 4-bit v1: every qzeros word is 0x77777777.
                 let f = try SafeTensorsFile(path: out + "/model.safetensors")

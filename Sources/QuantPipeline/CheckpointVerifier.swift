@@ -1,0 +1,81 @@
+import Foundation
+import LanguageModel
+import Packing
+import QuantCore
+import SafeTensors
+
+/// Checks a quantized checkpoint written by QuantKit (or another tool using the same layouts):
+/// every packed linear unpacks under its `quantization_config`, satisfies the grid's invariants
+/// (codes and zeros in range, symmetric zero points fixed, finite positive scales, valid `g_idx`)
+/// and re-packs to exactly the bytes on disk; optionally its dequantized weight is compared with
+/// the original model's.
+public enum CheckpointVerifier {
+    public struct LinearCheck: Codable, Sendable {
+        public var name: String
+        public var outFeatures: Int
+        public var inFeatures: Int
+        /// `‖W − Ŵ‖²_F / ‖W‖²_F` against the reference model, when one was given.
+        public var relativeWeightError: Double?
+    }
+
+    public struct Summary: Codable, Sendable {
+        public var format: String
+        public var bits: Int
+        public var groupSize: Int
+        public var symmetric: Bool
+        public var linears: [LinearCheck]
+    }
+
+    /// Verifies `directory`; throws on the first violation, naming the tensor.
+    public static func verify(directory: String, reference: String? = nil) throws -> Summary {
+        let model = try CausalLM(directory: directory)
+        guard let q = model.quantization else { throw PipelineError.output("\(directory) has no quantization_config") }
+        let ref = try reference.map { try CausalLM(directory: $0) }
+        var checks: [LinearCheck] = []
+        for layer in 0..<model.config.layerCount {
+            for linear in BlockLinear.allCases {
+                let prefix = "model.layers.\(layer).\(linear.rawValue)"
+                if model.checkpoint.contains(prefix + ".weight") { continue }  // left unquantized
+                var tensors: [String: Tensor] = [:]
+                let unpacked = try Packer.unpack(format: q.format, prefix: prefix, scheme: q.scheme) { name in
+                    guard model.checkpoint.contains(name) else { return nil }
+                    let t = try model.checkpoint.file(containing: name).tensor(name)
+                    tensors[name] = t
+                    return t
+                }
+                let (o, n) = model.dimensions(linear)
+                guard unpacked.outFeatures == o, unpacked.inFeatures == n else {
+                    throw PipelineError.output("\(prefix): packed shape \(unpacked.outFeatures)×\(unpacked.inFeatures), the model needs \(o)×\(n)")
+                }
+                let hasIndex = tensors[prefix + ".weight_g_idx"] != nil
+                let repacked = try Packer.pack(unpacked, format: q.format, prefix: prefix,
+                                               trivialGroupIndex: q.format == .compressedTensors ? !hasIndex : nil)
+                for t in repacked {
+                    guard let onDisk = tensors[t.name] else { throw PipelineError.output("\(t.name): missing from the checkpoint") }
+                    // Scales may be stored as bf16/f32 by other tools; compare values for them, bytes otherwise.
+                    if t.dtype == onDisk.dtype {
+                        guard t.bytes == onDisk.bytes else { throw PipelineError.output("\(t.name): bytes differ from the canonical \(q.format.rawValue) layout") }
+                    } else {
+                        guard t.shape == onDisk.shape, t.floats == onDisk.floats.map({ HalfPrecision.roundedToHalf($0) }) else {
+                            throw PipelineError.output("\(t.name): values differ after re-packing")
+                        }
+                    }
+                }
+                var check = LinearCheck(name: prefix, outFeatures: o, inFeatures: n, relativeWeightError: nil)
+                if let ref {
+                    let w = try ref.linearWeight(layer: layer, linear)
+                    let d = unpacked.dequantized()
+                    var num = 0.0, den = 0.0
+                    for k in w.storage.indices {
+                        let e = Double(w.storage[k] - d.storage[k])
+                        num += e * e
+                        den += Double(w.storage[k]) * Double(w.storage[k])
+                    }
+                    check.relativeWeightError = den > 0 ? num / den : 0
+                }
+                checks.append(check)
+            }
+        }
+        return Summary(format: q.format.rawValue, bits: q.scheme.bits, groupSize: q.scheme.configGroupSize, symmetric: q.scheme.symmetric, linears: checks)
+    }
+}
