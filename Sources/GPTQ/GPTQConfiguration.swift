@@ -41,20 +41,25 @@ public struct GPTQConfiguration: Sendable, Hashable {
 
 /// The reference quantizer's MSE range search (`mse=True`, `GPTQ-REFERENCE.md` §1.3): shrink the
 /// min–max range by `p = 1, 1 − 1/grid, …` down to `1 − maxShrink`, keep the grid with the least
-/// `Σ |q − x|^norm`.
+/// `Σ |q − x|^norm`. With `weighted`, each column's error is weighted by its Hessian diagonal
+/// `H_cc = 2·E[x_c²]` (llm-compressor's `imatrix_mse` idea).
 public struct MSEClipSearch: Sendable, Hashable {
     public var norm: Float
     public var grid: Int
     public var maxShrink: Float
+    /// Weight each column's error by `diag(H)`.
+    public var weighted: Bool
 
-    public init(norm: Float = 2.4, grid: Int = 100, maxShrink: Float = 0.8) {
+    public init(norm: Float = 2.4, grid: Int = 100, maxShrink: Float = 0.8, weighted: Bool = false) {
         self.norm = norm
         self.grid = grid
         self.maxShrink = maxShrink
+        self.weighted = weighted
     }
 
-    /// The best grid for `values` (one group of one row) on `scheme`.
-    public func grid(of values: UnsafeBufferPointer<Float>, scheme: QuantScheme) -> GroupGrid {
+    /// The best grid for `values` (one group of one row) on `scheme`; `importance`, when given,
+    /// weights each value's error.
+    public func grid(of values: UnsafeBufferPointer<Float>, scheme: QuantScheme, importance: UnsafeBufferPointer<Float>? = nil) -> GroupGrid {
         var lo = Float.infinity, hi = -Float.infinity
         for v in values { lo = min(lo, v); hi = max(hi, v) }
         if values.isEmpty { lo = 0; hi = 0 }
@@ -66,10 +71,10 @@ public struct MSEClipSearch: Sendable, Hashable {
             let p = 1 - Float(k) / Float(grid)
             let g = scheme.grid(minimum: p * lo, maximum: p * hi)
             var e: Float = 0
-            if norm == 2 {
-                for v in values { let d = scheme.fakeQuantize(v, on: g) - v; e += d * d }
-            } else {
-                for v in values { e += powf(abs(scheme.fakeQuantize(v, on: g) - v), norm) }
+            for (k, v) in values.enumerated() {
+                let d = abs(scheme.fakeQuantize(v, on: g) - v)
+                let term = norm == 2 ? d * d : powf(d, norm)
+                e += importance.map { $0[k] * term } ?? term
             }
             if e < bestError { bestError = e; best = g }
         }

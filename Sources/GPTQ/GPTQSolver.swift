@@ -58,7 +58,8 @@ public enum GPTQSolver {
         if !dynamicGroups {
             fixedGrids = (0..<scheme.groupCount(columns: cols)).map { g in
                 let range = scheme.columns(ofGroup: g, columns: cols)
-                return grids(Wt, rows: range, outputs: rows, scheme: scheme, clip: cfg.clipSearch)
+                return grids(Wt, rows: range, outputs: rows, scheme: scheme, clip: cfg.clipSearch,
+                             importance: cfg.clipSearch?.weighted == true ? range.map { prepared.diagonal[$0] } : nil)
             }
         }
         let perm = prepared.permutation
@@ -158,13 +159,17 @@ public enum GPTQSolver {
     }
 
     /// One grid per output for the group made of rows `range` of `Wt` (`[in × out]`).
-    static func grids(_ Wt: Matrix<Float>, rows range: Range<Int>, outputs: Int, scheme: QuantScheme, clip: MSEClipSearch?) -> [GroupGrid] {
+    static func grids(_ Wt: Matrix<Float>, rows range: Range<Int>, outputs: Int, scheme: QuantScheme, clip: MSEClipSearch?,
+                      importance: [Float]? = nil) -> [GroupGrid] {
         Wt.storage.withUnsafeBufferPointer { w in
             if let clip {
                 var values = [Float](repeating: 0, count: range.count)
                 return (0..<outputs).map { o in
                     for (k, r) in range.enumerated() { values[k] = w[r * outputs + o] }
-                    return values.withUnsafeBufferPointer { clip.grid(of: $0, scheme: scheme) }
+                    return values.withUnsafeBufferPointer { v in
+                        if let importance { return importance.withUnsafeBufferPointer { clip.grid(of: v, scheme: scheme, importance: $0) } }
+                        return clip.grid(of: v, scheme: scheme)
+                    }
                 }
             }
             var lo = [Float](repeating: .infinity, count: outputs), hi = [Float](repeating: -.infinity, count: outputs)

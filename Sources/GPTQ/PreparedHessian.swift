@@ -8,6 +8,8 @@ public struct PreparedHessian: Sendable {
     public let columns: Int
     /// Columns with `H_ii = 0`.
     public let isDead: [Bool]
+    /// `diag(H)` in the layer's own column order (before damping).
+    public let diagonal: [Float]
     /// Quantization order: `permutation[k]` is the column quantized `k`-th (identity without act-order).
     public let permutation: [Int]
     /// `U` (`[in × in]`, upper, permuted), or `nil` when the solve must fall back to RTN.
@@ -30,6 +32,7 @@ public struct PreparedHessian: Sendable {
         guard hessian.isFinite else { throw .nonFiniteHessian }
         let n = hessian.rows
         columns = n
+        diagonal = (0..<n).map { Float(hessian[$0, $0]) }
         var H = hessian
         var dead = [Bool](repeating: false, count: n)
         for i in 0..<n where H[i, i] == 0 {

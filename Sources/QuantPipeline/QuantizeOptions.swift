@@ -39,11 +39,13 @@ public struct QuantizeOptions: Sendable {
     public var awqClip: Bool
     /// Measure every layer's relative output error (one Hessian per input even without GPTQ).
     public var measureErrors: Bool
+    /// GPTQ: range search of each group's grid (`nil`: plain min–max).
+    public var gptqClip: MSEClipSearch?
 
     public init(method: QuantMethod = .gptq, scheme: QuantScheme, format: PackFormat = .gptq, actOrder: Bool = false,
                 staticGroups: Bool = false, damping: Double = 0.01, blockSize: Int = 128, samples: Int = 128,
                 sequenceLength: Int = 512, seed: UInt64 = 0, skip: [String] = [], awqSearchTokens: Int = 4096, awqClip: Bool = true,
-                measureErrors: Bool = true) {
+                measureErrors: Bool = true, gptqClip: MSEClipSearch? = nil) {
         self.method = method
         self.scheme = scheme
         self.format = format
@@ -58,6 +60,7 @@ public struct QuantizeOptions: Sendable {
         self.awqSearchTokens = awqSearchTokens
         self.awqClip = awqClip
         self.measureErrors = measureErrors
+        self.gptqClip = gptqClip
     }
 
     /// `true` when layers get a non-trivial `g_idx` (act-order with dynamic groups).
@@ -85,7 +88,8 @@ public struct QuantizeOptions: Sendable {
 
     /// The GPTQ solver settings these options imply.
     public var gptqConfiguration: GPTQConfiguration {
-        GPTQConfiguration(scheme: scheme, blockSize: blockSize, dampingFraction: damping, actOrder: actOrder, staticGroups: staticGroups)
+        GPTQConfiguration(scheme: scheme, blockSize: blockSize, dampingFraction: damping, actOrder: actOrder, staticGroups: staticGroups,
+                          clipSearch: gptqClip)
     }
 
     /// The checkpoint's `quantization_config`.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Packing
 import QuantCore
+import GPTQ
 import QuantPipeline
 
 extension QuantMethod: ExpressibleByArgument {}
@@ -42,6 +43,11 @@ struct QuantizeCommand: ParsableCommand {
 
     @Flag(name: .customLong("dynamic-groups"), help: "GPTQ with act-order: form groups in activation order instead (non-trivial g_idx, as GPTQ's desc_act).")
     var dynamicGroups = false
+
+    enum GPTQClip: String, ExpressibleByArgument, CaseIterable { case none, mse, weighted }
+
+    @Option(name: .customLong("gptq-clip"), help: "GPTQ group-range search: none (min–max), mse (the reference's mse option: norm 2.4, 100 steps, shrink ≤ 0.8), weighted (the same, each column's error weighted by diag H).")
+    var gptqClip: GPTQClip = .none
 
     @Option(name: .customLong("awq-search-tokens"), help: "AWQ: calibration tokens (whole windows) used by the scale search.")
     var awqSearchTokens: Int = 4096
@@ -84,7 +90,8 @@ struct QuantizeCommand: ParsableCommand {
     func options() throws -> QuantizeOptions {
         QuantizeOptions(method: method, scheme: try scheme.makeScheme(), format: resolvedFormat, actOrder: actOrder, staticGroups: staticGroups,
                         damping: damp, samples: samples, sequenceLength: seqlen, seed: seed, skip: skip,
-                        awqSearchTokens: awqSearchTokens, awqClip: !noAWQClip)
+                        awqSearchTokens: awqSearchTokens, awqClip: !noAWQClip,
+                        gptqClip: gptqClip == .none ? nil : MSEClipSearch(weighted: gptqClip == .weighted))
     }
 
     func validate() throws {

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# End-to-end check on the real SmolLM2-135M fixture with the release binary: every method
+# quantizes with a small calibration (16 × 256 tokens), every written checkpoint passes
+# `quantkit verify` (byte-exact layouts against the original) and its perplexity on the first
+# two 2048-token windows of eval.txt stays within bounds that a broken pipeline would miss.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED="${QUANTKIT_SHARED:-$PWD/../shared}"
+MODEL="${QUANTKIT_FIXTURE_DIR:?set QUANTKIT_FIXTURE_DIR to the fixture folder}"
+BIN=.build/release/quantkit
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+swift build -c release --product quantkit 2>&1 | tail -1
+ppl() { "$BIN" eval --model "$1" --text "$SHARED/data/eval.txt" --windows 2 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["perplexity"])'; }
+
+fp=$(ppl "$MODEL")
+echo "fp16 perplexity (2 windows): $fp"
+failed=0
+rtn=""
+# method  format              grid
+for spec in "rtn gptq-v2 --asym" "gptq gptq --sym" "gptq compressed-tensors --asym" "awq awq --asym" "awq-gptq gptq-v2 --asym"; do
+  set -- $spec
+  out="$WORK/$1-$2"
+  start=$(date +%s)
+  "$BIN" quantize --model "$MODEL" --calib "$SHARED/data/calib.txt" --samples 16 --seqlen 256 --method "$1" --format "$2" "$3" \
+      --group-size 64 --out "$out" --quiet > "$WORK/log" || { cat "$WORK/log"; echo "FAIL: quantize $spec"; failed=1; continue; }
+  "$BIN" verify "$out" --reference "$MODEL" || { echo "FAIL: verify $spec"; failed=1; continue; }
+  p=$(ppl "$out")
+  secs=$(( $(date +%s) - start ))
+  [ "$1" = rtn ] && rtn=$p
+  verdict=$(python3 -c "
+fp, p, rtn, method = $fp, $p, float('${rtn:-inf}'), '$1'
+ok = p < 1.5 * fp and (method == 'rtn' or p <= 1.01 * rtn)
+print('ok' if ok else 'FAIL')")
+  echo "$verdict: $spec perplexity $p (fp16 $fp, rtn ${rtn:-n/a}) in ${secs}s"
+  [ "$verdict" = ok ] || failed=1
+done
+[ "$failed" = 0 ] && echo "1 passed, 0 failed: end-to-end" || { echo "0 passed, 1 failed: end-to-end"; exit 1; }
