@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import QuantCore
 
 /// GPTQ (Frantar et al., 2023): quantize a weight column by column, feeding each column's
@@ -162,16 +167,7 @@ public enum GPTQSolver {
     static func grids(_ Wt: Matrix<Float>, rows range: Range<Int>, outputs: Int, scheme: QuantScheme, clip: MSEClipSearch?,
                       importance: [Float]? = nil) -> [GroupGrid] {
         Wt.storage.withUnsafeBufferPointer { w in
-            if let clip {
-                var values = [Float](repeating: 0, count: range.count)
-                return (0..<outputs).map { o in
-                    for (k, r) in range.enumerated() { values[k] = w[r * outputs + o] }
-                    return values.withUnsafeBufferPointer { v in
-                        if let importance { return importance.withUnsafeBufferPointer { clip.grid(of: v, scheme: scheme, importance: $0) } }
-                        return clip.grid(of: v, scheme: scheme)
-                    }
-                }
-            }
+            if let clip { return clippedGrids(w, rows: range, outputs: outputs, scheme: scheme, clip: clip, importance: importance) }
             var lo = [Float](repeating: .infinity, count: outputs), hi = [Float](repeating: -.infinity, count: outputs)
             for r in range {
                 for o in 0..<outputs {
@@ -184,6 +180,71 @@ public enum GPTQSolver {
             return (0..<outputs).map { scheme.grid(minimum: lo[$0], maximum: hi[$0]) }
         }
     }
+
+    /// The clip search of every output's group `range` at once: for each shrink `p`, the
+    /// candidate grids of all outputs, then one pass over the group's rows of `Wt` accumulating
+    /// each output's (importance-weighted) error — contiguous loops over the outputs.
+    static func clippedGrids(_ w: UnsafeBufferPointer<Float>, rows range: Range<Int>, outputs: Int, scheme: QuantScheme,
+                             clip: MSEClipSearch, importance: [Float]?) -> [GroupGrid] {
+        var lo = [Float](repeating: 0, count: outputs), hi = [Float](repeating: 0, count: outputs)
+        for r in range { for o in 0..<outputs { let v = w[r * outputs + o]; lo[o] = min(lo[o], v); hi[o] = max(hi[o], v) } }
+        var best = (0..<outputs).map { scheme.grid(minimum: lo[$0], maximum: hi[$0]) }
+        var bestError = [Float](repeating: .infinity, count: outputs)
+        var error = [Float](repeating: 0, count: outputs)
+        var scale = [Float](repeating: 1, count: outputs), zero = [Float](repeating: 0, count: outputs)
+        var candidate = best
+        let maxq = Float(scheme.maxq)
+        let steps = Int(clip.maxShrink * Float(clip.grid))
+        for k in 0..<steps {
+            let p = 1 - Float(k) / Float(clip.grid)
+            for o in 0..<outputs {
+                candidate[o] = scheme.grid(minimum: p * lo[o], maximum: p * hi[o])
+                scale[o] = candidate[o].scale
+                zero[o] = Float(candidate[o].zero)
+                error[o] = 0
+            }
+            // Float-only fake quantization (the arithmetic of `QuantScheme.code`), eight outputs at a time.
+            scale.withUnsafeBufferPointer { sc in
+                zero.withUnsafeBufferPointer { z in
+                    error.withUnsafeMutableBufferPointer { e in
+                        for r in range {
+                            let weight = importance?[r - range.lowerBound] ?? 1
+                            let row = w.baseAddress! + r * outputs
+                            var o = 0
+                            if clip.norm == 2 {
+                                while o + 8 <= outputs {
+                                    let x = load8(row + o), sv = load8(sc.baseAddress! + o), zv = load8(z.baseAddress! + o)
+                                    var t = x / sv
+                                    t.replace(with: SIMD8(repeating: -4_194_304), where: t .< -4_194_304)
+                                    t.replace(with: SIMD8(repeating: 4_194_304), where: t .> 4_194_304)
+                                    var q = (t + 12_582_912) - 12_582_912 + zv
+                                    q.replace(with: SIMD8(repeating: 0), where: q .< 0)
+                                    q.replace(with: SIMD8(repeating: maxq), where: q .> maxq)
+                                    let d = sv * (q - zv) - x
+                                    store8(load8(e.baseAddress! + o) + weight * d * d, e.baseAddress! + o)
+                                    o += 8
+                                }
+                            }
+                            while o < outputs {
+                                let q = min(max(roundHalfEven(row[o] / sc[o]) + z[o], 0), maxq)
+                                let d = abs(sc[o] * (q - z[o]) - row[o])
+                                e[o] += weight * (clip.norm == 2 ? d * d : powf(d, clip.norm))
+                                o += 1
+                            }
+                        }
+                    }
+                }
+            }
+            for o in 0..<outputs where error[o] < bestError[o] { bestError[o] = error[o]; best[o] = candidate[o] }
+        }
+        return best
+    }
+
+    @inline(__always)
+    private static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+
+    @inline(__always)
+    private static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
 
     private static func fallbackToRTN(_ weight: Matrix<Float>, _ scheme: QuantScheme, _ d: GPTQDiagnostics,
                                       _ start: ContinuousClock.Instant) throws(GPTQError) -> GPTQResult {

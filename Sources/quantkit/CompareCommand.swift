@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Packing
 import QuantCore
+import GPTQ
 import QuantPipeline
 
 /// `quantkit compare`: methods × bit widths, one table, one JSON, one chart.
@@ -75,7 +76,8 @@ struct CompareCommand: ParsableCommand {
         let symmetric = symmetricFlag
         let scheme = try QuantScheme(bits: b[0], groupSize: groupSize, symmetric: symmetric)
         let base = QuantizeOptions(method: .gptq, scheme: scheme, format: symmetric ? .gptq : .gptqV2, actOrder: !noActOrder,
-                                   staticGroups: !noActOrder, samples: samples, sequenceLength: seqlen)
+                                   staticGroups: !noActOrder, samples: samples, sequenceLength: seqlen,
+                                   gptqClip: MSEClipSearch(norm: 2, weighted: true))
         let log = ProgressReporter("compare")
         let report = try Comparison.run(modelDirectory: model, calibrationFile: calib, evalFile: eval, methods: m, bits: b, base: base,
                                         evalSequenceLength: evalSeqlen, evalWindows: windows, outputDirectory: out, log: log)

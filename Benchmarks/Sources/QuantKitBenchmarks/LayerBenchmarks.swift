@@ -1,0 +1,51 @@
+import GPTQ
+import QuantCore
+
+/// GPTQ at LLaMA-7B/8B shapes: Hessian accumulation, the Cholesky inverse, the whole solve.
+enum LayerBenchmarks {
+    static func run(sgemm: Double, tokens: Int = 16_384, quick: Bool) throws -> [Row] {
+        var rows: [Row] = []
+        let widths = quick ? [1024, 2048] : [4096, 11008]
+        for d in widths {
+            let x = Harness.random(tokens, d, seed: UInt64(d))
+            var h = Matrix<Double>(rows: 0, cols: 0)
+            let t = try Harness.time(repeats: 2) {
+                var acc = HessianAccumulator(columns: d)
+                try acc.add(x)
+                h = acc.hessian()
+            }
+            // syrk: d²·tokens flops (half a GEMM).
+            rows.append(Row("Hessian accumulation in=\(d), \(tokens) tokens", seconds: t, flops: Double(d) * Double(d) * Double(tokens), sgemm: sgemm))
+            for i in 0..<d { h[i, i] += 0.01 }
+            for route in [CholeskyInverse.Route.reversedCholesky, .threeStep] {
+                let tc = try Harness.time(repeats: 1) {
+                    var a = h
+                    try CholeskyInverse.upperFactorOfInverse(&a, route: route)
+                }
+                let flops = (route == .reversedCholesky ? 2.0 / 3 : 4.0 / 3) * Double(d) * Double(d) * Double(d)
+                rows.append(Row("Cholesky inverse d=\(d) (\(route == .reversedCholesky ? "potrf+trtri" : "potrf+potri+potrf"), Double)",
+                                seconds: tc, flops: flops, sgemm: sgemm))
+            }
+        }
+        let out = quick ? 1024 : 4096
+        for d in widths {
+            let x = Harness.random(tokens, d, seed: UInt64(d))
+            var acc = HessianAccumulator(columns: d)
+            try acc.add(x)
+            let h = acc.hessian()
+            let w = Harness.random(out, d, seed: 7, scale: 0.02)
+            for actOrder in [false, true] {
+                let cfg = GPTQConfiguration(scheme: try QuantScheme(bits: 4, groupSize: 128, symmetric: true), actOrder: actOrder)
+                var result: GPTQResult? = nil
+                let t = try Harness.time(repeats: 1) { result = try GPTQSolver.quantize(weight: w, hessian: h, configuration: cfg) }
+                let diag = result!.diagnostics
+                let name = "GPTQ solve \(out)×\(d) W4 g128\(actOrder ? " act-order" : ""), H given"
+                rows.append(Row(name, seconds: t, sgemm: sgemm,
+                                note: String(format: "factor %.2f s, loop %.2f s", diag.factorSeconds, diag.loopSeconds)))
+                // The lazy-batch phase: out·in² flops (the trailing GEMMs dominate).
+                rows.append(Row("  lazy-batch loop of the above", seconds: diag.loopSeconds, flops: Double(out) * Double(d) * Double(d), sgemm: sgemm))
+            }
+        }
+        return rows
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import QuantCore
+import QuantPipeline
+
+// quantkit-bench [layer|awq|forward|model|all] [--quick] [--threads N] [--json FILE]
+//   layer    Hessian (in = 4096, 11008; 16,384 tokens), Cholesky inverse, GPTQ solves 4096×4096 / 4096×11008
+//   awq      AWQ searches at the LLaMA-7B MLP shape (8,192 tokens)
+//   forward  fixture forward pass, 2048-token windows
+//   model    whole-model quantization of the fixture per method
+// The fixture is $QUANTKIT_FIXTURE_DIR (default ~/.cache/quantkit/smollm2-135m); data from ../../shared.
+ProcessTuning.retainFreedMemory()
+var args = Array(CommandLine.arguments.dropFirst())
+let quick = args.contains("--quick")
+args.removeAll { $0 == "--quick" }
+if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let n = Int(args[i + 1]) {
+    BLASThreads.set(n)
+    args.removeSubrange(i...(i + 1))
+}
+var jsonPath: String? = nil
+if let i = args.firstIndex(of: "--json"), i + 1 < args.count {
+    jsonPath = args[i + 1]
+    args.removeSubrange(i...(i + 1))
+}
+let what = args.first ?? "all"
+let fixture = ProcessInfo.processInfo.environment["QUANTKIT_FIXTURE_DIR"] ?? NSHomeDirectory() + "/.cache/quantkit/smollm2-135m"
+let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared").path
+
+let sgemm = Harness.sgemmRate(n: quick ? 2048 : 4096)
+print("BLAS threads \(BLASThreads.count); sgemm \(quick ? 2048 : 4096)³: \(String(format: "%.1f", sgemm)) GFLOP/s (the reference rate of this run)")
+var rows: [Row] = []
+func report(_ new: [Row]) { for r in new { print(r.line) }; rows += new }
+do {
+    if what == "layer" || what == "all" { report(try LayerBenchmarks.run(sgemm: sgemm, quick: quick)) }
+    if what == "awq" || what == "all" { report(try AWQBenchmarks.run(sgemm: sgemm, tokens: quick ? 2048 : 8192, quick: quick)) }
+    if what == "forward" || what == "all" {
+        report(try ModelBenchmarks.forward(model: fixture, text: shared + "/data/eval.txt", windows: quick ? 2 : 8, sgemm: sgemm))
+    }
+    if what == "model" || what == "all" {
+        report(try ModelBenchmarks.quantize(model: fixture, calib: shared + "/data/calib.txt",
+                                            methods: quick ? [.gptq] : [.rtn, .gptq, .awq, .awqGPTQ], sgemm: sgemm))
+    }
+} catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}
+if let jsonPath {
+    let e = JSONEncoder()
+    e.keyEncodingStrategy = .convertToSnakeCase
+    e.outputFormatting = [.prettyPrinted]
+    struct Out: Encodable { var sgemmGflops: Double; var blasThreads: Int; var rows: [Row] }
+    try e.encode(Out(sgemmGflops: sgemm, blasThreads: BLASThreads.count, rows: rows)).write(to: URL(fileURLWithPath: jsonPath))
+}
