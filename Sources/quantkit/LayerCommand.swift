@@ -1,4 +1,5 @@
 import ArgumentParser
+import AWQ
 import Foundation
 import GPTQ
 import Packing
@@ -13,10 +14,11 @@ struct LayerCommand: ParsableCommand {
         discussion: """
         Writes the packed tensors to --out and prints one JSON line: method, bits, group_size, symmetric, \
         relative_error (‖WXᵀ − QXᵀ‖²/‖WXᵀ‖² over the given inputs), rtn_relative_error (the same for RTN on the \
-        same grid), loss, damping, seconds.
+        same grid), loss, damping, seconds. With --method awq the packed weight is W·diag(s) and the file also holds \
+        awq_scales [in]: the layer's input must be divided by them (fold them into the previous operation).
         """)
 
-    enum Method: String, ExpressibleByArgument, CaseIterable { case gptq, rtn }
+    enum Method: String, ExpressibleByArgument, CaseIterable { case gptq, rtn, awq }
 
     @Option(help: "Input safetensors file with `weight` and `inputs` or `hessian` (F32, F16 or BF16).")
     var input: String
@@ -52,8 +54,10 @@ struct LayerCommand: ParsableCommand {
         let file = try SafeTensorsFile(path: input)
         let weight = try file.matrix("weight")
         var gram: Matrix<Double>
+        var inputs: Matrix<Float>? = nil
         if file["inputs"] != nil {
             let x = try file.matrix("inputs")
+            inputs = x
             guard x.cols == weight.cols else {
                 throw ValidationError("\(input): inputs are [\(x.rows), \(x.cols)] but weight is [\(weight.rows), \(weight.cols)]: the widths must match")
             }
@@ -73,7 +77,18 @@ struct LayerCommand: ParsableCommand {
         let rtn = try RoundToNearest.quantize(weight, scheme: qscheme)
         var fields: [(String, JSONValue)] = [("method", .string(method.rawValue))]
         let quantized: QuantizedLinear
+        var effective: Matrix<Float>? = nil
+        var extra: [Tensor] = []
         switch method {
+        case .awq:
+            guard let x = inputs else { throw ValidationError("--method awq needs `inputs` in \(input), not only a Hessian") }
+            let r = try AWQLayer.quantize(weights: [weight], activations: [x], scheme: qscheme)
+            quantized = r.quantized[0]
+            effective = r.effectiveWeights()[0]
+            extra.append(Tensor(name: prefix.isEmpty ? "awq_scales" : prefix + ".awq_scales", floats: r.scales, shape: [r.scales.count]))
+            fields += [("loss", .number(r.choice.loss)), ("damping", .null),
+                       ("ratio", r.choice.candidate.ratio.map { .number($0) } ?? .null), ("duo", .bool(r.choice.candidate.duo)),
+                       ("clipped", .bool(r.clipMaxima != nil))]
         case .rtn:
             quantized = rtn
             fields += [("loss", .null), ("damping", .null)]
@@ -87,9 +102,9 @@ struct LayerCommand: ParsableCommand {
                        ("dead_columns", .number(Double(r.diagnostics.deadColumns)))]
         }
         let config = QuantizationConfig(format: format, scheme: qscheme, descAct: actOrder, staticGroups: staticGroups, dampPercent: damp)
-        let tensors = try Packer.pack(quantized, format: format, prefix: prefix)
+        let tensors = try Packer.pack(quantized, format: format, prefix: prefix) + extra
         try SafeTensorsWriter.write(tensors, to: out, metadata: ["format": "pt", "quantization_config": config.json.serialized])
-        let relative = OutputError.relative(original: weight, quantized: quantized.dequantized(), gram: gram)
+        let relative = OutputError.relative(original: weight, quantized: effective ?? quantized.dequantized(), gram: gram)
         let rtnRelative = OutputError.relative(original: weight, quantized: rtn.dequantized(), gram: gram)
         fields += [("bits", .number(Double(qscheme.bits))), ("group_size", .number(Double(qscheme.configGroupSize))),
                    ("symmetric", .bool(qscheme.symmetric)), ("act_order", .bool(actOrder)), ("format", .string(format.rawValue)),

@@ -159,3 +159,28 @@ import TestSupport
         #expect(AWQClipSearch.clip(&wz, inputs: empty, scheme: scheme).allSatisfy { $0 == 0 })
     }
 }
+
+@Suite struct AWQLayerTests {
+    @Test func layerAPIReturnsScalesClipsAndAnEquivalentEffectiveWeight() throws {
+        var rng = SplitMix64(seed: 12)
+        var x = rng.gaussianMatrix(rows: 600, cols: 64)
+        for t in 0..<600 { for c in stride(from: 0, to: 64, by: 16) { x[t, c] *= 25 } }
+        let w = rng.gaussianMatrix(rows: 32, cols: 64)
+        let gamma = (0..<64).map { _ in Float(0.5 + rng.nextUniform()) }
+        let scheme = try QuantScheme(bits: 3, groupSize: 32, symmetric: false)
+        // Streamed in two chunks.
+        let r = try AWQLayer.quantize(weights: [w], activations: [x.rows(0..<300), x.rows(300..<600)], previousNorm: gamma, scheme: scheme)
+        #expect(r.scales.count == 64 && r.clipMaxima?.first?.count == 64)
+        #expect(r.previousNorm! == zip(gamma, r.scales).map { $0 / $1 })
+        // The stored weight is Q(W·diag s); applied to x/s it equals the effective weight applied to x.
+        var xs = x
+        AWQFolding.divideColumns(&xs, by: r.scales)
+        let a = xs.multiplied(by: r.quantized[0].dequantized(), transposeOther: true)
+        let b = x.multiplied(by: r.effectiveWeights()[0], transposeOther: true)
+        #expect(zip(a.storage, b.storage).allSatisfy { abs($0 - $1) <= 1e-3 * max(1, abs($0)) })
+        // And it beats RTN on the layer's own output.
+        let rtn = try RoundToNearest.quantize(w, scheme: scheme).dequantized()
+        let ref = x.multiplied(by: w, transposeOther: true)
+        #expect(AWQScaleSearch.meanSquaredError(b, ref) < AWQScaleSearch.meanSquaredError(x.multiplied(by: rtn, transposeOther: true), ref))
+    }
+}
