@@ -1,3 +1,5 @@
+import QuantCore
+
 /// Draws calibration windows from a tokenized text, reproducibly.
 ///
 /// With `N` tokens, window `i` (of `samples`) starts at `next() % (N − seqlen + 1)`, where
@@ -15,18 +17,7 @@
 /// g = splitmix64(seed)
 /// windows = [ids[s:s + seqlen] for s in (next(g) % (len(ids) - seqlen + 1) for _ in range(samples))]
 /// ```
-public struct CalibrationSampler: Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+public enum CalibrationSampler {
 
     /// `samples` windows of `length` tokens from `tokens`, concatenated (`samples·length` ids),
     /// and their start offsets.
@@ -34,7 +25,7 @@ public struct CalibrationSampler: Sendable {
         guard tokens.count >= length else {
             throw PipelineError.calibration("the calibration text has \(tokens.count) tokens, fewer than one window of \(length)")
         }
-        var g = CalibrationSampler(seed: seed)
+        var g = SplitMix64(seed: seed)
         let span = UInt64(tokens.count - length + 1)
         var out: [Int32] = []
         out.reserveCapacity(samples * length)

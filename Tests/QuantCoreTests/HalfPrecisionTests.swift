@@ -1,3 +1,4 @@
+import QuantCore
 import Testing
 @testable import QuantCore
 import TestSupport

@@ -1,4 +1,5 @@
 import Foundation
+import QuantCore
 import Testing
 @testable import SafeTensors
 import TestSupport
