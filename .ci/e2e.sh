@@ -21,10 +21,12 @@ rtn=""
 # method  format              grid
 for spec in "rtn gptq-v2 --asym" "gptq gptq --sym" "gptq compressed-tensors --asym" "awq awq --asym" "awq-gptq gptq-v2 --asym"; do
   set -- $spec
+  extra=""
+  case "$1" in awq*) extra="--awq-search-tokens 1024" ;; esac
   out="$WORK/$1-$2"
   start=$(date +%s)
   "$BIN" quantize --model "$MODEL" --calib "$SHARED/data/calib.txt" --samples 16 --seqlen 256 --method "$1" --format "$2" "$3" \
-      --group-size 64 --out "$out" --quiet > "$WORK/log" || { cat "$WORK/log"; echo "FAIL: quantize $spec"; failed=1; continue; }
+      --group-size 64 --out "$out" $extra --quiet > "$WORK/log" || { cat "$WORK/log"; echo "FAIL: quantize $spec"; failed=1; continue; }
   "$BIN" verify "$out" --reference "$MODEL" || { echo "FAIL: verify $spec"; failed=1; continue; }
   p=$(ppl "$out")
   secs=$(( $(date +%s) - start ))
