@@ -7,7 +7,7 @@ import PackageDescription
 let package = Package(
     name: "QuantKitBenchmarks",
     platforms: [.macOS(.v14)],
-    dependencies: [.package(path: "..")],
+    dependencies: [.package(name: "QuantKit", path: "..")],
     targets: [
         .executableTarget(
             name: "quantkit-bench",

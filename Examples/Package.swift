@@ -5,7 +5,7 @@ import PackageDescription
 let package = Package(
     name: "QuantKitExamples",
     platforms: [.macOS(.v14)],
-    dependencies: [.package(path: "..")],
+    dependencies: [.package(name: "QuantKit", path: "..")],
     targets: [
         .executableTarget(name: "QuantizeMatrix", dependencies: [
             .product(name: "QuantCore", package: "QuantKit"), .product(name: "GPTQ", package: "QuantKit"),

@@ -28,7 +28,7 @@ let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletin
 
 let sgemm = Harness.sgemmRate(n: quick ? 2048 : 4096)
 print("BLAS threads \(BLASThreads.count); sgemm \(quick ? 2048 : 4096)³: \(String(format: "%.1f", sgemm)) GFLOP/s (the reference rate of this run)")
-var rows: [Row] = []
+nonisolated(unsafe) var rows: [Row] = []
 func report(_ new: [Row]) { for r in new { print(r.line) }; rows += new }
 do {
     if what == "layer" || what == "all" { report(try LayerBenchmarks.run(sgemm: sgemm, quick: quick)) }
