@@ -63,7 +63,7 @@ public struct ComparisonReport: Codable, Sendable {
         func color(_ m: String) -> String { palette[(methods.firstIndex(of: m) ?? 0) % palette.count] }
         func esc(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
         var svg = """
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(2 * panel + 3 * margin))" font-family="Helvetica, Arial, sans-serif" font-size="12">
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(2 * panel + 4 * margin))" font-family="Helvetica, Arial, sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
         <text x="\(Int(width / 2))" y="24" text-anchor="middle" font-size="16" font-weight="bold">\(esc((model as NSString).lastPathComponent)): perplexity on \(esc((evaluation as NSString).lastPathComponent)) (\(evalTokens) tokens), g\(groupSize) \(symmetric ? "sym" : "asym")</text>
 
