@@ -18,7 +18,4 @@ public enum DType: String, Sendable, CaseIterable, Codable {
 
     /// `true` for the types QuantKit converts to `Float` (F64, F32, F16, BF16).
     public var isFloatingPoint: Bool { [.f64, .f32, .f16, .bf16].contains(self) }
-
-    /// Alignment rank used to order tensors in a written file (largest element first).
-    var alignment: Int { size }
 }
