@@ -49,20 +49,19 @@ struct LinearQuantizer {
         var ratios: [BlockLinear: Double?] = [:]
         if usesAWQ {
             let search = AWQBlockSearch(options: options, sequenceLength: sequenceLength, rope: rope, layer: layer)
-            switch input {
-            case .attentionInput:
+            if input == .attentionInput || input == .mlpInput {
+                // The linear-absorbed mapping that starts here (v→o, up→down), then the norm-absorbed one.
+                let attention = input == .attentionInput
                 let xs = searchSubset(x)
-                if let r = try search.foldLinearMapping(previous: .v, balanced: .o, inputOfPrevious: xs, block: &block) { ratios[.o] = r }
+                if let r = try search.foldLinearMapping(previous: attention ? .v : .up, balanced: attention ? .o : .down,
+                                                        inputOfPrevious: xs, block: &block) {
+                    ratios[attention ? .o : .down] = r
+                }
                 let choice = try search.normMapping(balanced: consumers, input: x, searchInput: xs, block: block)
                 for l in consumers { basis[l] = choice.scales; ratios[l] = choice.candidate.ratio }
-                result.normOverrides["model.layers.\(layer).input_layernorm.weight"] = AWQFolding.divide(block.inputNorm, by: choice.scales)
-            case .mlpInput:
-                let xs = searchSubset(x)
-                if let r = try search.foldLinearMapping(previous: .up, balanced: .down, inputOfPrevious: xs, block: &block) { ratios[.down] = r }
-                let choice = try search.normMapping(balanced: consumers, input: x, searchInput: xs, block: block)
-                for l in consumers { basis[l] = choice.scales; ratios[l] = choice.candidate.ratio }
-                result.normOverrides["model.layers.\(layer).post_attention_layernorm.weight"] = AWQFolding.divide(block.postAttentionNorm, by: choice.scales)
-            default: break
+                let norm = attention ? "input_layernorm" : "post_attention_layernorm"
+                result.normOverrides["model.layers.\(layer).\(norm).weight"] =
+                    AWQFolding.divide(attention ? block.inputNorm : block.postAttentionNorm, by: choice.scales)
             }
         }
 
