@@ -81,3 +81,24 @@ public struct MSEClipSearch: Sendable, Hashable {
         return best
     }
 }
+
+extension MSEClipSearch {
+    /// The searched grid of every (row, group) of `weight` (`[out × in]`) without any GPTQ
+    /// update: RTN with searched ranges. Returned `[groups × out]`, group-major like
+    /// `QuantizedLinear.scales`, ready for `RoundToNearest.quantize(_:scheme:grids:)`.
+    /// - Parameter importance: per input column (`[in]`, e.g. `diag H` = 2·E[x²]); used when
+    ///   `weighted`.
+    public func grids(for weight: Matrix<Float>, scheme: QuantScheme, importance: [Float]?) -> [GroupGrid] {
+        precondition(importance.map { $0.count == weight.cols } ?? true, "importance needs one value per input column")
+        let wt = weight.transposed()
+        var grids: [GroupGrid] = []
+        wt.storage.withUnsafeBufferPointer { w in
+            for g in 0..<scheme.groupCount(columns: weight.cols) {
+                let cols = scheme.columns(ofGroup: g, columns: weight.cols)
+                let columnImportance = weighted ? importance.map { Array($0[cols]) } : nil
+                grids += GPTQSolver.clippedGrids(w, rows: cols, outputs: weight.rows, scheme: scheme, clip: self, importance: columnImportance)
+            }
+        }
+        return grids
+    }
+}

@@ -13,11 +13,11 @@ public struct HessianAccumulator: Sendable {
     public let columns: Int
     /// Name used in errors.
     public let name: String
-    /// Rows gathered before a `syrk` (default 2048).
+    /// Rows gathered before a `syrk` (default 8192).
     public let flushTokens: Int
     /// Tokens accumulated so far (masked tokens excluded).
     public private(set) var tokens: Int = 0
-    private var sum: [Double]       // upper triangle of Σ xᵀx
+    private var sum: [Double]       // upper triangle of Σ xᵀx (allocated by the first fold)
     private var partial: [Float]    // one syrk result
     private var pending: [Float]    // buffered rows
     private var pendingRows = 0
@@ -26,7 +26,7 @@ public struct HessianAccumulator: Sendable {
         self.columns = columns
         self.name = name
         self.flushTokens = max(1, flushTokens)
-        sum = [Double](repeating: 0, count: columns * columns)
+        sum = []
         partial = []
         pending = []
     }
@@ -50,8 +50,10 @@ public struct HessianAccumulator: Sendable {
     /// Adds `count` rows from a raw buffer (`count × columns` floats, row-major).
     public mutating func add(rows x: UnsafeBufferPointer<Float>, count: Int, mask: [Bool]? = nil) throws(GPTQError) {
         precondition(x.count >= count * columns)
-        for r in 0..<count where mask?[r] ?? true {
-            for c in 0..<columns where !x[r * columns + c].isFinite { throw .nonFiniteActivations(layer: name, row: r) }
+        if !allFinite(UnsafeBufferPointer(rebasing: x[0..<(count * columns)])) {
+            for r in 0..<count where mask?[r] ?? true {
+                for c in 0..<columns where !x[r * columns + c].isFinite { throw .nonFiniteActivations(layer: name, row: r) }
+            }
         }
         let kept = mask.map { m in (0..<count).filter { m[$0] } }
         let n = kept?.count ?? count
@@ -98,12 +100,13 @@ public struct HessianAccumulator: Sendable {
     private mutating func fold(_ x: UnsafePointer<Float>, rows: Int) {
         let d = columns
         if partial.isEmpty { partial = [Float](repeating: 0, count: d * d) }
+        if sum.isEmpty { sum = [Double](repeating: 0, count: d * d) }
         partial.withUnsafeMutableBufferPointer { c in
             Float.syrk(.upper, .transpose, n: d, k: rows, alpha: 1, a: x, lda: d, beta: 0, c: c.baseAddress!, ldc: d)
             sum.withUnsafeMutableBufferPointer { s in
                 for i in 0..<d {
-                    let row = i * d
-                    for j in i..<d { s[row + j] += Double(c[row + j]) }
+                    let row = i &* d
+                    for j in i..<d { s[row &+ j] += Double(c[row &+ j]) }
                 }
             }
         }
@@ -111,11 +114,25 @@ public struct HessianAccumulator: Sendable {
 
     /// The Hessian `2/n · Σ xᵀx` (`columns × columns`, symmetric, Double); all zeros when no
     /// token was added.
-    public mutating func hessian() -> Matrix<Double> {
+    ///
+    /// Consuming: the running sum's buffer becomes `H` in place, so finishing a `d × d`
+    /// accumulation allocates nothing new (fresh pages are expensive on this kind of VM: about
+    /// 1–2 s per GiB first touched). A caller that keeps using its accumulator gets a copy.
+    public consuming func hessian() -> Matrix<Double> {
         flushPending()
-        var h = Matrix<Double>(rows: columns, cols: columns, storage: sum)
+        let d = columns
         let scale = tokens > 0 ? 2.0 / Double(tokens) : 0
-        h.storage.withUnsafeMutableBufferPointer { p in for k in p.indices { p[k] *= scale } }
+        var storage: [Double] = []
+        swap(&storage, &sum)
+        partial = []
+        if storage.isEmpty { return Matrix(rows: d, cols: d) }
+        storage.withUnsafeMutableBufferPointer { h in
+            for i in 0..<d {
+                let row = i &* d
+                for j in i..<d { h[row &+ j] *= scale }
+            }
+        }
+        var h = Matrix<Double>(rows: d, cols: d, storage: storage)
         h.symmetrize(from: .upper)
         return h
     }

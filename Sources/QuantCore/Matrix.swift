@@ -82,15 +82,6 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
     public func rows(_ range: Range<Int>) -> Matrix {
         Matrix(rows: range.count, cols: cols, storage: Array(storage[range.lowerBound * cols ..< range.upperBound * cols]))
     }
-
-    /// `true` when every element is finite (no NaN or ±Inf).
-    @inlinable
-    public var isFinite: Bool {
-        storage.withUnsafeBufferPointer { p in
-            for x in p where !x.isFinite { return false }
-            return true
-        }
-    }
 }
 
 extension Matrix where Scalar == Float {

@@ -25,10 +25,17 @@ extension Matrix {
     public mutating func symmetrize(from triangle: Triangle) {
         precondition(rows == cols, "symmetrize needs a square matrix")
         let n = rows
+        let tile = 64  // transposed in tiles so both the reads and the writes stay in cache
         storage.withUnsafeMutableBufferPointer { p in
-            for i in 0..<n {
-                for j in (i + 1)..<max(i + 1, n) {
-                    if triangle == .upper { p[j * n + i] = p[i * n + j] } else { p[i * n + j] = p[j * n + i] }
+            for i0 in stride(from: 0, to: n, by: tile) {
+                let i1 = min(i0 + tile, n)
+                for j0 in stride(from: i0, to: n, by: tile) {
+                    let j1 = min(j0 + tile, n)
+                    for i in i0..<i1 {
+                        for j in max(j0, i + 1)..<max(j1, i + 1) {
+                            if triangle == .upper { p[j &* n &+ i] = p[i &* n &+ j] } else { p[i &* n &+ j] = p[j &* n &+ i] }
+                        }
+                    }
                 }
             }
         }

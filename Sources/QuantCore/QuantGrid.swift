@@ -30,8 +30,14 @@ extension QuantScheme {
     /// The range is first widened to contain 0 (`GPTQ-REFERENCE.md` §1.3); a symmetric grid uses
     /// `±absmax` (see `SingleSignRule`); an all-zero group gets the range `[−1, 1]`. The scale is
     /// rounded to fp16 and kept within fp16's positive finite range.
+    ///
+    /// With `SingleSignRule.autoAWQ` the grid is AutoAWQ's instead (`AWQ-REFERENCE.md` §1.2): an
+    /// asymmetric range is *not* widened to contain 0 (`s = max(max − min, 1e-5)/maxq`,
+    /// `z = clamp(−round(min/s), 0, maxq)`, so single-sign groups saturate) and a symmetric one
+    /// uses `s = max(absmax, 1e-5) / (2^(bits−1) − 1)`.
     @inlinable
     public func grid(minimum: Float, maximum: Float) -> GroupGrid {
+        if singleSignRule == .autoAWQ { return autoAWQGrid(minimum: minimum, maximum: maximum) }
         var lo = Swift.min(minimum, 0)
         var hi = Swift.max(maximum, 0)
         if symmetric {
@@ -50,6 +56,18 @@ extension QuantScheme {
             zero = Int32(Swift.min(Swift.max(z, 0), Float(maxq)))
         }
         return GroupGrid(scale: scale, zero: zero)
+    }
+
+    @usableFromInline
+    func autoAWQGrid(minimum: Float, maximum: Float) -> GroupGrid {
+        if symmetric {
+            let absmax = Swift.max(Swift.max(-minimum, maximum), 1e-5)
+            let scale = Swift.min(Swift.max(HalfPrecision.roundedToHalf(absmax / Float(symmetricZero - 1)), 0x1p-24), 65504)
+            return GroupGrid(scale: scale, zero: Int32(symmetricZero))
+        }
+        let scale = Swift.min(Swift.max(HalfPrecision.roundedToHalf(Swift.max(maximum - minimum, 1e-5) / Float(maxq)), 0x1p-24), 65504)
+        let z = roundHalfEven(-minimum / scale)
+        return GroupGrid(scale: scale, zero: Int32(Swift.min(Swift.max(z, 0), Float(maxq))))
     }
 
     /// The min–max grid of `values` (one group of one row).

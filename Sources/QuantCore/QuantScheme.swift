@@ -14,9 +14,14 @@ public struct QuantScheme: Sendable, Hashable, Codable, CustomStringConvertible 
     /// `xmin = 0` for such groups, giving `s = xmax / maxq` and only the upper half of the codes
     /// (a value of `xmax` comes back as `0.47·xmax`): it is kept as `.gptqReference` for parity
     /// runs, not as the default, because it wastes half the grid for no benefit.
-    public enum SingleSignRule: String, Sendable, Hashable, Codable {
-        case fullRange
-        case gptqReference
+    ///
+    /// `.autoAWQ` reproduces AutoAWQ's quantizer for parity runs: asymmetric ranges are not
+    /// widened to contain 0 (a group of one sign saturates: `[0.5 … 1.2]` comes back as at most
+    /// 0.7), and symmetric grids use `absmax / (2^(bits−1) − 1)`.
+    public enum SingleSignRule: String, Sendable, Hashable, Codable, CaseIterable {
+        case fullRange = "full-range"
+        case gptqReference = "gptq-reference"
+        case autoAWQ = "autoawq"
     }
 
     /// Bits per weight: 2, 3, 4 or 8.
@@ -25,7 +30,7 @@ public struct QuantScheme: Sendable, Hashable, Codable, CustomStringConvertible 
     public let groupSize: Int?
     /// Symmetric grid (zero point fixed at `2^(bits-1)`) or asymmetric (a zero point per group).
     public let symmetric: Bool
-    /// The symmetric single-sign rule; ignored when `symmetric` is false.
+    /// The single-sign rule (`.fullRange` and `.gptqReference` differ only for symmetric grids).
     public let singleSignRule: SingleSignRule
 
     /// - Parameters:

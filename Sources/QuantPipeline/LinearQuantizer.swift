@@ -19,6 +19,10 @@ struct LinearQuantizer {
     let sequenceLength: Int
     let rope: RopeTables
     let isQuantized: (BlockLinear) -> Bool
+    /// AWQ scales searched before the pass (AutoAWQ order); `nil`: search at each stage.
+    var awqPlan: AWQBlockPlan? = nil
+    /// The chosen AWQ ratio of every scaled linear so far (`.some(nil)`: identity), for reports.
+    var ratios: [BlockLinear: Double?] = [:]
 
     /// What one stage produced.
     struct StageResult {
@@ -27,7 +31,7 @@ struct LinearQuantizer {
         var normOverrides: [String: [Float]] = [:]
     }
 
-    var usesAWQ: Bool { options.method == .awq || options.method == .awqGPTQ }
+    var usesAWQ: Bool { options.usesAWQ }
     var usesGPTQ: Bool { options.method == .gptq || options.method == .awqGPTQ }
 
     func name(_ linear: BlockLinear) -> String { "model.layers.\(layer).\(linear.rawValue)" }
@@ -38,7 +42,7 @@ struct LinearQuantizer {
         return x.rows(0..<(sequences * sequenceLength))
     }
 
-    func quantize(input: LinearInput, activations x: Matrix<Float>, block: inout DecoderBlock) throws -> StageResult {
+    mutating func quantize(input: LinearInput, activations x: Matrix<Float>, block: inout DecoderBlock) throws -> StageResult {
         var result = StageResult()
         let consumers = input.consumers.filter(isQuantized)
         if consumers.isEmpty { return result }
@@ -46,23 +50,32 @@ struct LinearQuantizer {
 
         // AWQ: search this stage's scales (and fold the linear-absorbed ones into the block).
         var basis: [BlockLinear: [Float]] = [:]
-        var ratios: [BlockLinear: Double?] = [:]
-        if usesAWQ {
-            let search = AWQBlockSearch(options: options, sequenceLength: sequenceLength, rope: rope, layer: layer)
-            if input == .attentionInput || input == .mlpInput {
-                // The linear-absorbed mapping that starts here (v→o, up→down), then the norm-absorbed one.
-                let attention = input == .attentionInput
+        if usesAWQ, input == .attentionInput || input == .mlpInput {
+            let attention = input == .attentionInput
+            let linearMapping: (previous: BlockLinear, balanced: BlockLinear) = attention ? (.v, .o) : (.up, .down)
+            let choice: AWQScaleChoice
+            if let awqPlan {
+                // AutoAWQ order: searched before the pass on the full-precision block; the
+                // linear-absorbed scales are already folded into it.
+                if let c = attention ? awqPlan.valueOutput : awqPlan.upDown { ratios[linearMapping.balanced] = c.candidate.ratio }
+                guard let c = attention ? awqPlan.attentionNorm : awqPlan.mlpNorm else { throw PipelineError.invalidOptions("AWQ plan lacks a mapping") }
+                choice = c
+            } else {
+                // Sequential order: the linear-absorbed mapping that starts here (v→o, up→down), then the norm-absorbed one.
+                let search = AWQBlockSearch(options: options, sequenceLength: sequenceLength, rope: rope, layer: layer)
                 let xs = searchSubset(x)
-                if let r = try search.foldLinearMapping(previous: attention ? .v : .up, balanced: attention ? .o : .down,
-                                                        inputOfPrevious: xs, block: &block) {
-                    ratios[attention ? .o : .down] = r
+                let intermediate = attention ? block.attentionHeads(xs, sequenceLength: sequenceLength, rope: rope) : block.mlpIntermediate(xs)
+                if let c = try search.linearMapping(previous: linearMapping.previous, balanced: linearMapping.balanced,
+                                                    intermediate: intermediate, block: block) {
+                    AWQBlockSearch.fold(c.scales, previous: linearMapping.previous, balanced: linearMapping.balanced, into: &block)
+                    ratios[linearMapping.balanced] = c.candidate.ratio
                 }
-                let choice = try search.normMapping(balanced: consumers, input: x, searchInput: xs, block: block)
-                for l in consumers { basis[l] = choice.scales; ratios[l] = choice.candidate.ratio }
-                let norm = attention ? "input_layernorm" : "post_attention_layernorm"
-                result.normOverrides["model.layers.\(layer).\(norm).weight"] =
-                    AWQFolding.divide(attention ? block.inputNorm : block.postAttentionNorm, by: choice.scales)
+                choice = try search.normMapping(balanced: consumers, input: x, searchInput: xs, block: block)
             }
+            for l in consumers { basis[l] = choice.scales; ratios[l] = choice.candidate.ratio }
+            let norm = attention ? "input_layernorm" : "post_attention_layernorm"
+            result.normOverrides["model.layers.\(layer).\(norm).weight"] =
+                AWQFolding.divide(attention ? block.inputNorm : block.postAttentionNorm, by: choice.scales)
         }
 
         // One Hessian per distinct input, for GPTQ and for measuring every method's output error.
@@ -91,16 +104,24 @@ struct LinearQuantizer {
             if let s { AWQFolding.scaleColumns(&w, by: s) }
             var report = LayerReport(name: name(linear), method: options.method.rawValue, outFeatures: w.rows, inFeatures: w.cols,
                                      relativeError: nil, loss: nil, damping: nil, fallback: nil, awqRatio: nil, awqClipped: nil, seconds: 0)
+            var grids: [GroupGrid]? = nil
             if usesAWQ {
                 report.awqRatio = ratios[linear] ?? nil
-                // Clip every linear but q and k ("due to qk bmm, it is hard to clip precisely").
-                if options.awqClip && linear != .q && linear != .k {
+                report.awqClipped = false
+                switch options.awqClip {
+                case .awq where linear != .q && linear != .k:
+                    // Clip every linear but q and k ("due to qk bmm, it is hard to clip precisely").
                     var sample = AWQClipSearch.strided(x)
                     if let s { AWQFolding.divideColumns(&sample, by: s) }
                     _ = AWQClipSearch.clip(&w, inputs: sample, scheme: options.scheme)
                     report.awqClipped = true
-                } else {
-                    report.awqClipped = false
+                case .weighted where !usesGPTQ:
+                    // GPTQ methods search their ranges inside the solver.
+                    grids = MSEClipSearch(norm: 2, weighted: true).grids(for: w, scheme: options.scheme,
+                                                                        importance: meanSquares(x, dividedBy: s))
+                    report.awqClipped = true
+                default:
+                    break
                 }
             }
             let q: QuantizedLinear
@@ -111,7 +132,7 @@ struct LinearQuantizer {
                 report.damping = r.diagnostics.dampingFraction
                 report.fallback = r.diagnostics.fallback.map { "\($0)" }
             } else {
-                q = try RoundToNearest.quantize(w, scheme: options.scheme)
+                q = try RoundToNearest.quantize(w, scheme: options.scheme, grids: grids)
             }
             var effective = q.dequantized()
             if let s { AWQFolding.divideColumns(&effective, by: s) }
@@ -138,77 +159,26 @@ struct LinearQuantizer {
         return result
     }
 
+    /// Per column of `x` (`[tokens × in]`), `E[(x/s)²]`: the importance of each scaled column.
+    private func meanSquares(_ x: Matrix<Float>, dividedBy s: [Float]?) -> [Float] {
+        var sum = [Double](repeating: 0, count: x.cols)
+        x.storage.withUnsafeBufferPointer { p in
+            for r in 0..<x.rows {
+                let row = r * x.cols
+                for c in 0..<x.cols { sum[c] += Double(p[row + c] * p[row + c]) }
+            }
+        }
+        return (0..<x.cols).map { c in
+            let m = Float(sum[c] / Double(max(x.rows, 1)))
+            return s.map { m / ($0[c] * $0[c]) } ?? m
+        }
+    }
+
     /// `H ← diag(d)·H·diag(d)`: the Hessian of inputs scaled by `d`.
     private func scaleSymmetric(_ h: inout Matrix<Double>, by d: [Double]) {
         let n = h.rows
         h.storage.withUnsafeMutableBufferPointer { p in
             for i in 0..<n { for j in 0..<n { p[i * n + j] *= d[i] * d[j] } }
         }
-    }
-}
-
-/// The model-aware side of AWQ for one LLaMA block: it supplies the inspected functions
-/// (`self_attn`, `mlp`, a single linear) to the model-agnostic `AWQScaleSearch`.
-struct AWQBlockSearch {
-    let options: QuantizeOptions
-    let sequenceLength: Int
-    let rope: RopeTables
-    let layer: Int
-
-    var searchOptions: AWQSearchOptions { AWQSearchOptions() }
-
-    /// A norm-absorbed mapping: scales for `balanced` (all reading `input`), inspected through
-    /// the sub-layer they belong to (`self_attn` for q/k/v, `mlp` for gate/up).
-    func normMapping(balanced: [BlockLinear], input: Matrix<Float>, searchInput xs: Matrix<Float>, block: DecoderBlock) throws -> AWQScaleChoice {
-        var stats = ActivationStatistics(columns: input.cols)
-        try stats.add(input, name: "model.layers.\(layer) \(balanced.map(\.shortName).joined(separator: ","))")
-        let attention = balanced.contains(.q)
-        let T = sequenceLength
-        func inspect(_ b: DecoderBlock) -> Matrix<Float> {
-            attention ? b.selfAttention(xs, sequenceLength: T, rope: rope) : b.mlp(xs)
-        }
-        let reference = inspect(block)
-        guard reference.isFinite else {
-            return AWQScaleChoice(scales: [Float](repeating: 1, count: input.cols), candidate: AWQCandidate(ratio: nil, duo: false),
-                                  loss: .nan, identityLoss: nil, losses: [])
-        }
-        return try AWQScaleSearch.search(mapping: "model.layers.\(layer) \(attention ? "input_layernorm→qkv" : "post_attention_layernorm→gate,up")",
-                                         weights: balanced.map { block.weights[$0]! }, activationMean: stats.meanAbs,
-                                         scheme: options.scheme, options: searchOptions, reference: reference) { replaced in
-            var trial = block
-            for (l, w) in zip(balanced, replaced) { trial.weights[l] = w }
-            return inspect(trial)
-        }
-    }
-
-    /// A linear-absorbed mapping (`v→o`, `up→down`): when its shapes allow (not under GQA for
-    /// v→o), search the scales on the full-precision intermediate and fold them into the block's
-    /// weights at once. Returns the chosen ratio (`.some(nil)` for the identity), or `nil` if skipped.
-    func foldLinearMapping(previous: BlockLinear, balanced: BlockLinear, inputOfPrevious xs: Matrix<Float>,
-                           block: inout DecoderBlock) throws -> Double?? {
-        let prev = block.weights[previous]!, bal = block.weights[balanced]!
-        guard prev.rows == bal.cols else { return nil }
-        let T = sequenceLength
-        let intermediate = previous == .v ? block.attentionHeads(xs, sequenceLength: T, rope: rope) : block.mlpIntermediate(xs)
-        guard intermediate.isFinite else { return nil }
-        var stats = ActivationStatistics(columns: intermediate.cols)
-        try stats.add(intermediate)
-        let reference = block.apply(balanced, to: intermediate)
-        let bias = block.biases[balanced]
-        let choice = try AWQScaleSearch.search(mapping: "model.layers.\(layer) \(previous.shortName)→\(balanced.shortName)",
-                                               weights: [bal], activationMean: stats.meanAbs, scheme: options.scheme,
-                                               options: searchOptions, reference: reference) { replaced in
-            var y = intermediate.multiplied(by: replaced[0], transposeOther: true)
-            if let bias { for r in 0..<y.rows { for c in 0..<y.cols { y[r, c] += bias[c] } } }
-            return y
-        }
-        var p = prev, b = bal
-        var pb = block.biases[previous]
-        AWQFolding.divideRows(&p, bias: &pb, by: choice.scales)
-        AWQFolding.scaleColumns(&b, by: choice.scales)
-        block.weights[previous] = p
-        block.biases[previous] = pb
-        block.weights[balanced] = b
-        return .some(choice.candidate.ratio)
     }
 }

@@ -79,9 +79,14 @@ public enum QuantizationPipeline {
             for layer in 0..<config.layerCount {
                 var block = try model.block(layer)
                 var results: [BlockLinear: QuantizedLinear] = [:]
-                let quantizer = LinearQuantizer(options: options, layer: layer, sequenceLength: options.sequenceLength, rope: rope,
+                var quantizer = LinearQuantizer(options: options, layer: layer, sequenceLength: options.sequenceLength, rope: rope,
                                                 isQuantized: { quantized(layer, $0) })
                 if var x = hidden {
+                    if options.usesAWQ && options.awqOrder == .autoawq {
+                        clock.update(layer, of: config.layerCount, detail: "awq search")
+                        quantizer.awqPlan = try AWQBlockSearch(options: options, sequenceLength: options.sequenceLength, rope: rope, layer: layer)
+                            .plan(block: &block, searchInput: quantizer.searchSubset(x), isQuantized: { quantized(layer, $0) })
+                    }
                     try block.forward(&x, sequenceLength: options.sequenceLength, rope: rope) { input, activations, blk in
                         clock.update(layer, of: config.layerCount, detail: "\(input.consumers.map(\.shortName).joined(separator: ","))")
                         let stage = try quantizer.quantize(input: input, activations: activations, block: &blk)

@@ -1,4 +1,5 @@
 import Foundation
+import AWQ
 import GPTQ
 import Packing
 import QuantCore
@@ -35,8 +36,12 @@ public struct QuantizeOptions: Sendable {
     public var skip: [String]
     /// AWQ: tokens kept for the searches (a seeded subsample of the calibration tokens).
     public var awqSearchTokens: Int
-    /// AWQ: run the clip search.
-    public var awqClip: Bool
+    /// AWQ: when each mapping's scales are searched.
+    public var awqOrder: AWQSearchOrder
+    /// AWQ: the scale-search grid.
+    public var awqGrid: AWQSearchOptions.Grid
+    /// AWQ: how the final ranges of the scaled weights are chosen.
+    public var awqClip: AWQClipMode
     /// Measure every layer's relative output error (one Hessian per input even without GPTQ).
     public var measureErrors: Bool
     /// GPTQ: range search of each group's grid (`nil`: plain min–max).
@@ -44,7 +49,8 @@ public struct QuantizeOptions: Sendable {
 
     public init(method: QuantMethod = .gptq, scheme: QuantScheme, format: PackFormat = .gptq, actOrder: Bool = false,
                 staticGroups: Bool = false, damping: Double = 0.01, blockSize: Int = 128, samples: Int = 128,
-                sequenceLength: Int = 512, seed: UInt64 = 0, skip: [String] = [], awqSearchTokens: Int = 4096, awqClip: Bool = true,
+                sequenceLength: Int = 512, seed: UInt64 = 0, skip: [String] = [], awqSearchTokens: Int = 4096,
+                awqOrder: AWQSearchOrder = .sequential, awqGrid: AWQSearchOptions.Grid = .duo, awqClip: AWQClipMode = .awq,
                 measureErrors: Bool = true, gptqClip: MSEClipSearch? = nil) {
         self.method = method
         self.scheme = scheme
@@ -58,10 +64,15 @@ public struct QuantizeOptions: Sendable {
         self.seed = seed
         self.skip = skip
         self.awqSearchTokens = awqSearchTokens
+        self.awqOrder = awqOrder
+        self.awqGrid = awqGrid
         self.awqClip = awqClip
         self.measureErrors = measureErrors
         self.gptqClip = gptqClip
     }
+
+    /// `true` for the methods that search AWQ scales.
+    public var usesAWQ: Bool { method == .awq || method == .awqGPTQ }
 
     /// `true` when layers get a non-trivial `g_idx` (act-order with dynamic groups).
     public var dynamicGroupIndex: Bool {
@@ -97,6 +108,29 @@ public struct QuantizeOptions: Sendable {
         QuantizationConfig(format: format, scheme: scheme, descAct: actOrder, staticGroups: staticGroups,
                            dampPercent: damping, trueSequential: true, ignore: ignore)
     }
+}
+
+/// When AWQ searches each mapping's scales (`AWQ-REFERENCE.md` §1.4, §2.2).
+public enum AWQSearchOrder: String, Sendable, CaseIterable {
+    /// AutoAWQ / llm-awq: every mapping of a block is searched on the block's full-precision
+    /// weights (one extra forward of the block over the search tokens), then all are applied.
+    case autoawq
+    /// llm-compressor: each mapping is searched when the staged pass reaches its input, on the
+    /// partly quantized block, and applied at once.
+    case sequential
+}
+
+/// How AWQ chooses the ranges of the scaled weights before RTN.
+public enum AWQClipMode: String, Sendable, CaseIterable {
+    /// AutoAWQ's clip search: per (row, group), a symmetric clamp from 10 shrinks minimizing the
+    /// group's partial dot-product error on 512 strided tokens (`AWQ-REFERENCE.md` §1.6); q and
+    /// k are not clipped.
+    case awq
+    /// The diag(H)-weighted range search GPTQ uses (100 shrinks of min and max together, ≤ 0.8),
+    /// with `E[x²]` of the scaled inputs as column weights; every linear.
+    case weighted
+    /// Plain min–max grids (llm-compressor's AWQ).
+    case none
 }
 
 /// Errors of the pipeline.

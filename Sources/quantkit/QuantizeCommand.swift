@@ -3,9 +3,13 @@ import Foundation
 import Packing
 import QuantCore
 import GPTQ
+import AWQ
 import QuantPipeline
 
 extension QuantMethod: ExpressibleByArgument {}
+extension AWQSearchOptions.Grid: ExpressibleByArgument {}
+extension AWQClipMode: ExpressibleByArgument {}
+extension AWQSearchOrder: ExpressibleByArgument {}
 
 /// `quantkit quantize`: a whole checkpoint, block by block.
 struct QuantizeCommand: ParsableCommand {
@@ -63,8 +67,14 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .customLong("awq-search-tokens"), help: "AWQ: calibration tokens (whole windows) used by the scale search.")
     var awqSearchTokens: Int = 4096
 
-    @Flag(name: .customLong("no-awq-clip"), help: "AWQ: skip the weight-clipping search.")
-    var noAWQClip = false
+    @Option(name: .customLong("awq-order"), help: "AWQ search order: autoawq (all mappings of a block searched on its full-precision weights, then applied), sequential (llm-compressor: each searched at its stage on the partly quantized block).")
+    var awqOrder: AWQSearchOrder = .sequential
+
+    @Option(name: .customLong("awq-grid"), help: "AWQ scale grid: duo (AutoAWQ's duo_scaling, x_mean^r / w_mean^(1-r)), x-only (llm-awq), both (llm-compressor: 10 ratios of each). The identity is always tried too.")
+    var awqGrid: AWQSearchOptions.Grid = .duo
+
+    @Option(name: .customLong("awq-clip"), help: "AWQ range choice before RTN: awq (AutoAWQ's clip search; not q/k), weighted (the E[x²]-weighted range search GPTQ uses), none (min–max).")
+    var awqClip: AWQClipMode = .awq
 
     @Option(help: "Calibration windows.")
     var samples: Int = 128
@@ -101,7 +111,7 @@ struct QuantizeCommand: ParsableCommand {
     func options() throws -> QuantizeOptions {
         QuantizeOptions(method: method, scheme: try scheme.makeScheme(), format: resolvedFormat, actOrder: actOrder, staticGroups: staticGroups,
                         damping: damp, samples: samples, sequenceLength: seqlen, seed: seed, skip: skip,
-                        awqSearchTokens: awqSearchTokens, awqClip: !noAWQClip,
+                        awqSearchTokens: awqSearchTokens, awqOrder: awqOrder, awqGrid: awqGrid, awqClip: awqClip,
                         gptqClip: gptqClip.search)
     }
 

@@ -4,6 +4,8 @@ import QuantCore
 
 extension PackFormat: ExpressibleByArgument {}
 
+extension QuantScheme.SingleSignRule: ExpressibleByArgument {}
+
 /// Grid options shared by `layer`, `quantize` and `compare`.
 struct SchemeOptions: ParsableArguments {
     @Option(help: "Bits per weight: 2, 3, 4 or 8.")
@@ -18,6 +20,9 @@ struct SchemeOptions: ParsableArguments {
     @Flag(name: .customLong("asym"), help: "Asymmetric grid (a zero point per group).")
     var asymmetricFlag = false
 
+    @Option(name: .customLong("grid-rule"), help: "How a group's range becomes a grid: full-range (the default: the range contains 0; a symmetric grid is ±absmax), gptq-reference (the GPTQ reference's half grid for single-sign symmetric groups), autoawq (AutoAWQ's quantizer: asymmetric ranges not widened to 0, symmetric absmax/7; for parity runs).")
+    var gridRule: QuantScheme.SingleSignRule = .fullRange
+
     func validate() throws {
         if symmetricFlag && asymmetricFlag { throw ValidationError("--sym and --asym are mutually exclusive") }
         _ = try makeScheme()
@@ -31,7 +36,7 @@ struct SchemeOptions: ParsableArguments {
     }
 
     func makeScheme(defaultSymmetric: Bool = true) throws -> QuantScheme {
-        do { return try QuantScheme(bits: bits, groupSize: groupSize, symmetric: symmetric(default: defaultSymmetric)) }
+        do { return try QuantScheme(bits: bits, groupSize: groupSize, symmetric: symmetric(default: defaultSymmetric), singleSignRule: gridRule) }
         catch { throw ValidationError(error.description) }
     }
 }

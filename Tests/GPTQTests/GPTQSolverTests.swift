@@ -151,6 +151,31 @@ import TestSupport
         #expect(z.quantized == (try RoundToNearest.quantize(w, scheme: scheme)))
     }
 
+    @Test func searchedGridsForAWholeWeightMatchTheGroupSearch() throws {
+        // MSEClipSearch.grids(for:) (the batched search) agrees with the one-group search, weighted or not.
+        var rng = SplitMix64(seed: 12)
+        var w = rng.gaussianMatrix(rows: 5, cols: 12)
+        w[1, 3] = 8
+        let importance = (0..<12).map { Float($0 % 3 + 1) }
+        let scheme = try QuantScheme(bits: 3, groupSize: 5, symmetric: false)   // groups 5, 5, 2
+        for weighted in [false, true] {
+            let search = MSEClipSearch(norm: 2, grid: 50, maxShrink: 0.8, weighted: weighted)
+            let grids = search.grids(for: w, scheme: scheme, importance: importance)
+            #expect(grids.count == 3 * 5)
+            for g in 0..<3 {
+                let cols = scheme.columns(ofGroup: g, columns: 12)
+                for o in 0..<5 {
+                    let values = cols.map { w[o, $0] }
+                    let imp = cols.map { importance[$0] }
+                    let one = values.withUnsafeBufferPointer { v in
+                        imp.withUnsafeBufferPointer { i in search.grid(of: v, scheme: scheme, importance: weighted ? i : nil) }
+                    }
+                    #expect(grids[g * 5 + o] == one, "group \(g) row \(o) weighted \(weighted)")
+                }
+            }
+        }
+    }
+
     @Test func mseClipSearchNeverWorseThanMinMaxOnItsObjective() throws {
         var rng = SplitMix64(seed: 90)
         let scheme = try QuantScheme(bits: 3, groupSize: nil, symmetric: false)

@@ -57,6 +57,29 @@ import TestSupport
         #expect(legacy.grid(of: mixed) == sym4.grid(of: mixed))
     }
 
+    @Test func autoAWQCompatibleGrids() throws {
+        // AWQ-REFERENCE §7, single-sign quirk: w = [0.5, 0.6, …, 1.2] → s = 0.7/15, z = clamp(−11) = 0,
+        // q = [11, 13, 15, 15, 15, 15, 15, 15]: every value ≥ 0.7 comes back as 0.7.
+        let compat = try QuantScheme(bits: 4, groupSize: 8, symmetric: false, singleSignRule: .autoAWQ)
+        let w: [Float] = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2]
+        let g = compat.grid(of: w)
+        #expect(g.scale == HalfPrecision.roundedToHalf(0.7 / 15))
+        #expect(g.zero == 0)
+        #expect(w.map { compat.code($0, on: g) } == [11, 13, 15, 15, 15, 15, 15, 15])
+        #expect(abs(compat.fakeQuantize(1.2, on: g) - 0.7) < 1e-3)
+        // A range that contains 0 gives the same grid as QuantKit's rule (the g = 8 vector).
+        let mixed: [Float] = [-1, -0.625, 0, 0.375, 0.625, 1.125, 2, 2.75]
+        #expect(compat.grid(of: mixed) == asym4.grid(of: mixed))
+        // Symmetric AutoAWQ: s = absmax / 7 = 2.75 / 7, q = [−3, −2, 0, 1, 2, 3, 5, 7] (codes + 8).
+        let compatSym = try QuantScheme(bits: 4, groupSize: 8, symmetric: true, singleSignRule: .autoAWQ)
+        let gs = compatSym.grid(of: mixed)
+        #expect(gs.scale == HalfPrecision.roundedToHalf(2.75 / 7))
+        #expect(mixed.map { Int(compatSym.code($0, on: gs)) - 8 } == [-3, -2, 0, 1, 2, 3, 5, 7])
+        // A constant group: the range clamps to 1e-5, as AutoAWQ's clamp(max − min, 1e-5).
+        let c = compat.grid(of: [0.3, 0.3] as [Float])
+        #expect(c.scale == HalfPrecision.roundedToHalf(1e-5 / 15))
+    }
+
     @Test func asymmetricRangeAlwaysContainsZero() {
         let g = asym4.grid(of: [0.5, 0.6, 1.2] as [Float])
         #expect(g.zero == 0)

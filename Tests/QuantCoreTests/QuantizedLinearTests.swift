@@ -27,6 +27,39 @@ import TestSupport
         }
     }
 
+    @Test func rtnOnGivenGridsUsesThemAndChecksTheirCount() throws {
+        var rng = SplitMix64(seed: 6)
+        let w = rng.gaussianMatrix(rows: 3, cols: 10)
+        let scheme = try QuantScheme(bits: 4, groupSize: 4, symmetric: false)   // groups 4, 4, 2
+        let plain = try RoundToNearest.quantize(w, scheme: scheme)
+        // The min–max grids passed explicitly reproduce plain RTN exactly.
+        var grids: [GroupGrid] = []
+        for g in 0..<3 { for o in 0..<3 { grids.append(GroupGrid(scale: plain.scales[g * 3 + o], zero: Int32(plain.zeros[g * 3 + o]))) } }
+        #expect(try RoundToNearest.quantize(w, scheme: scheme, grids: grids) == plain)
+        // A different grid for (group 1, row 2) changes only that group's codes.
+        grids[1 * 3 + 2] = GroupGrid(scale: 1, zero: 8)
+        let other = try RoundToNearest.quantize(w, scheme: scheme, grids: grids)
+        #expect(other.scales[1 * 3 + 2] == 1)
+        for o in 0..<3 { for c in 0..<10 where !(o == 2 && (4..<8).contains(c)) { #expect(other.codes[o * 10 + c] == plain.codes[o * 10 + c]) } }
+        #expect(throws: QuantizationError.self) { try RoundToNearest.quantize(w, scheme: scheme, grids: Array(grids.dropLast())) }
+    }
+
+    @Test func allFiniteFindsNaNAndInfinityAnywhere() {
+        for n in [0, 1, 31, 32, 33, 100] {
+            let clean = [Float](repeating: 1.5, count: n)
+            #expect(clean.withUnsafeBufferPointer { allFinite($0) })
+            for position in [0, n / 2, n - 1] where n > 0 {
+                for bad in [Float.nan, .infinity, -.infinity] {
+                    var v = clean
+                    v[position] = bad
+                    #expect(!v.withUnsafeBufferPointer { allFinite($0) }, "n \(n) at \(position): \(bad)")
+                }
+            }
+        }
+        #expect(Matrix<Double>(rows: 2, cols: 2, storage: [1, -0.0, .greatestFiniteMagnitude, 0]).isFinite)
+        #expect(!Matrix<Double>(rows: 1, cols: 2, storage: [1, .nan]).isFinite)
+    }
+
     @Test func shorterLastGroupUsesOnlyItsOwnColumns() throws {
         let scheme = try QuantScheme(bits: 4, groupSize: 8, symmetric: false)
         var w = Matrix<Float>(rows: 1, cols: 20)

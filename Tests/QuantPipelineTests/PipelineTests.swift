@@ -26,25 +26,38 @@ import TestSupport
         try TinyModel(hidden: 32, intermediate: 64, layers: 2, heads: 4, kvHeads: 2, vocab: 49152, seed: seed, tokenizerFrom: Self.tokenizer)
     }
 
-    func options(_ method: QuantMethod, _ format: PackFormat, symmetric: Bool) throws -> QuantizeOptions {
+    func options(_ method: QuantMethod, _ format: PackFormat, symmetric: Bool, variant: Variant = .plain) throws -> QuantizeOptions {
         let gptq = method == .gptq || method == .awqGPTQ
-        return QuantizeOptions(method: method, scheme: try QuantScheme(bits: 4, groupSize: 16, symmetric: symmetric), format: format,
-                               actOrder: gptq, staticGroups: gptq && format == .awq, samples: 4, sequenceLength: 32, seed: 3,
-                               awqSearchTokens: 64)
+        let rule: QuantScheme.SingleSignRule = variant == .autoAWQGrid ? .autoAWQ : .fullRange
+        var o = QuantizeOptions(method: method, scheme: try QuantScheme(bits: 4, groupSize: 16, symmetric: symmetric, singleSignRule: rule),
+                                format: format, actOrder: gptq, staticGroups: gptq && format == .awq, samples: 4, sequenceLength: 32, seed: 3,
+                                awqSearchTokens: 64)
+        switch variant {
+        case .plain, .autoAWQGrid: break
+        case .sequentialOrder: o.awqOrder = .sequential
+        case .autoAWQOrder: o.awqOrder = .autoawq
+        case .weightedClip: o.awqClip = .weighted
+        case .noClipBothGrid: o.awqClip = .none; o.awqGrid = .both
+        }
+        return o
     }
 
-    static let cases: [(QuantMethod, PackFormat, Bool)] = [
-        (.rtn, .gptq, true), (.gptq, .gptq, true), (.gptq, .gptqV2, false), (.gptq, .compressedTensors, false),
-        (.awq, .awq, false), (.awq, .compressedTensors, true), (.awqGPTQ, .gptqV2, false), (.awqGPTQ, .awq, false),
+    enum Variant { case plain, sequentialOrder, autoAWQOrder, weightedClip, noClipBothGrid, autoAWQGrid }
+
+    static let cases: [(QuantMethod, PackFormat, Bool, Variant)] = [
+        (.rtn, .gptq, true, .plain), (.gptq, .gptq, true, .plain), (.gptq, .gptqV2, false, .plain), (.gptq, .compressedTensors, false, .plain),
+        (.awq, .awq, false, .plain), (.awq, .compressedTensors, true, .plain), (.awqGPTQ, .gptqV2, false, .plain), (.awqGPTQ, .awq, false, .plain),
+        (.awq, .awq, false, .sequentialOrder), (.awq, .gptqV2, false, .autoAWQOrder), (.awq, .awq, false, .weightedClip),
+        (.awqGPTQ, .compressedTensors, false, .weightedClip), (.awq, .awq, false, .noClipBothGrid), (.awq, .awq, false, .autoAWQGrid),
     ]
 
     @Test(arguments: 0..<cases.count)
     func writtenCheckpointMatchesTheInMemoryModel(index: Int) throws {
-        let (method, format, symmetric) = Self.cases[index]
+        let (method, format, symmetric, variant) = Self.cases[index]
         let m = try tinyModel(seed: 40)
         do {
             let out = Fixtures.temporaryDirectory() + "/q"
-            let opts = try options(method, format, symmetric: symmetric)
+            let opts = try options(method, format, symmetric: symmetric, variant: variant)
             let result = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: Self.calibration, outputDirectory: out,
                                                       options: opts, keepBlocks: true, quiet: true)
             let loaded = try CausalLM(directory: out)
@@ -53,7 +66,7 @@ import TestSupport
             let a = try ModelRunner.perplexity(loaded, tokens: Self.evalTokens, sequenceLength: 64, maxWindows: 2)
             let b = try ModelRunner.perplexity(loaded, tokens: Self.evalTokens, sequenceLength: 64, maxWindows: 2, blocks: { memory[$0] })
             // AWQ-scaled norms are stored in fp16, so allow rounding-level differences.
-            #expect(abs(a.perplexity - b.perplexity) / b.perplexity < 2e-3, "\(method) \(format): \(a.perplexity) vs \(b.perplexity)")
+            #expect(abs(a.perplexity - b.perplexity) / b.perplexity < 2e-3, "\(method) \(format) \(variant): \(a.perplexity) vs \(b.perplexity)")
             #expect(result.report.layers.count == 14)
             #expect(result.report.layers.allSatisfy { ($0.relativeError ?? 0) < 0.5 })
             let files = try FileManager.default.contentsOfDirectory(atPath: out)

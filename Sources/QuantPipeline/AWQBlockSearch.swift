@@ -1,0 +1,112 @@
+import AWQ
+import LanguageModel
+import QuantCore
+
+/// The scales of one block's AWQ mappings, searched together before any of them is applied
+/// (AutoAWQ's order, `AWQ-REFERENCE.md` §1.4).
+struct AWQBlockPlan {
+    /// `input_layernorm → q, k, v` (nil when none of them is quantized).
+    var attentionNorm: AWQScaleChoice?
+    /// `v → o`; nil under grouped-query attention or when o is not quantized.
+    var valueOutput: AWQScaleChoice?
+    /// `post_attention_layernorm → gate, up`.
+    var mlpNorm: AWQScaleChoice?
+    /// `up → down`.
+    var upDown: AWQScaleChoice?
+}
+
+/// The model-aware side of AWQ for one LLaMA block: it supplies the inspected functions
+/// (`self_attn`, `mlp`, a single linear) to the model-agnostic `AWQScaleSearch`.
+struct AWQBlockSearch {
+    let options: QuantizeOptions
+    let sequenceLength: Int
+    let rope: RopeTables
+    let layer: Int
+
+    var searchOptions: AWQSearchOptions { AWQSearchOptions(grid: options.awqGrid) }
+
+    /// AutoAWQ order: one full-precision forward of the block over the search tokens `xs`
+    /// (`[S·T × hidden]`, the block's input) captures every mapping's input; each mapping is
+    /// searched against the full-precision block, then the linear-absorbed scales (`v→o`,
+    /// `up→down`) are folded into `block`. The norm-absorbed ones are returned for the quantizer.
+    /// Activation means come from the search tokens.
+    func plan(block: inout DecoderBlock, searchInput xs: Matrix<Float>, isQuantized: (BlockLinear) -> Bool) throws -> AWQBlockPlan {
+        var captured: [LinearInput: Matrix<Float>] = [:]
+        var fp = block
+        var h = xs
+        fp.forward(&h, sequenceLength: sequenceLength, rope: rope) { input, activations, _ in captured[input] = activations }
+        var plan = AWQBlockPlan()
+        let qkv = LinearInput.attentionInput.consumers.filter(isQuantized)
+        let gateUp = LinearInput.mlpInput.consumers.filter(isQuantized)
+        if !qkv.isEmpty {
+            let x = captured[.attentionInput]!
+            plan.attentionNorm = try normMapping(balanced: qkv, input: x, searchInput: x, block: block)
+        }
+        if isQuantized(.o) { plan.valueOutput = try linearMapping(previous: .v, balanced: .o, intermediate: captured[.attentionOutput]!, block: block) }
+        if !gateUp.isEmpty {
+            let x = captured[.mlpInput]!
+            plan.mlpNorm = try normMapping(balanced: gateUp, input: x, searchInput: x, block: block)
+        }
+        if isQuantized(.down) { plan.upDown = try linearMapping(previous: .up, balanced: .down, intermediate: captured[.mlpIntermediate]!, block: block) }
+        if let c = plan.valueOutput { Self.fold(c.scales, previous: .v, balanced: .o, into: &block) }
+        if let c = plan.upDown { Self.fold(c.scales, previous: .up, balanced: .down, into: &block) }
+        return plan
+    }
+
+    /// A norm-absorbed mapping: scales for `balanced` (all reading `input`), inspected through
+    /// the sub-layer they belong to (`self_attn` for q/k/v, `mlp` for gate/up). Activation means
+    /// come from all of `input`; the losses from `searchInput`.
+    func normMapping(balanced: [BlockLinear], input: Matrix<Float>, searchInput xs: Matrix<Float>, block: DecoderBlock) throws -> AWQScaleChoice {
+        var stats = ActivationStatistics(columns: input.cols)
+        try stats.add(input, name: "model.layers.\(layer) \(balanced.map(\.shortName).joined(separator: ","))")
+        let attention = balanced.contains(.q)
+        let T = sequenceLength
+        func inspect(_ b: DecoderBlock) -> Matrix<Float> {
+            attention ? b.selfAttention(xs, sequenceLength: T, rope: rope) : b.mlp(xs)
+        }
+        let reference = inspect(block)
+        guard reference.isFinite else {
+            return AWQScaleChoice(scales: [Float](repeating: 1, count: input.cols), candidate: AWQCandidate(ratio: nil, duo: false),
+                                  loss: .nan, identityLoss: nil, losses: [])
+        }
+        return try AWQScaleSearch.search(mapping: "model.layers.\(layer) \(attention ? "input_layernorm→qkv" : "post_attention_layernorm→gate,up")",
+                                         weights: balanced.map { block.weights[$0]! }, activationMean: stats.meanAbs,
+                                         scheme: options.scheme, options: searchOptions, reference: reference) { replaced in
+            var trial = block
+            for (l, w) in zip(balanced, replaced) { trial.weights[l] = w }
+            return inspect(trial)
+        }
+    }
+
+    /// A linear-absorbed mapping (`v→o`, `up→down`) searched on `intermediate`, the input of
+    /// `balanced` computed with the full-precision `previous`. `nil` when the shapes do not allow
+    /// it (v→o under grouped-query attention) or the intermediate is not finite.
+    func linearMapping(previous: BlockLinear, balanced: BlockLinear, intermediate: Matrix<Float>,
+                       block: DecoderBlock) throws -> AWQScaleChoice? {
+        let prev = block.weights[previous]!, bal = block.weights[balanced]!
+        guard prev.rows == bal.cols, intermediate.isFinite else { return nil }
+        var stats = ActivationStatistics(columns: intermediate.cols)
+        try stats.add(intermediate)
+        let reference = block.apply(balanced, to: intermediate)
+        let bias = block.biases[balanced]
+        return try AWQScaleSearch.search(mapping: "model.layers.\(layer) \(previous.shortName)→\(balanced.shortName)",
+                                         weights: [bal], activationMean: stats.meanAbs, scheme: options.scheme,
+                                         options: searchOptions, reference: reference) { replaced in
+            var y = intermediate.multiplied(by: replaced[0], transposeOther: true)
+            if let bias { for r in 0..<y.rows { for c in 0..<y.cols { y[r, c] += bias[c] } } }
+            return y
+        }
+    }
+
+    /// Folds linear-absorbed scales: `previous`'s output rows (and bias) divided by `s`,
+    /// `balanced`'s columns multiplied by it. The block computes the same function.
+    static func fold(_ s: [Float], previous: BlockLinear, balanced: BlockLinear, into block: inout DecoderBlock) {
+        var p = block.weights[previous]!, b = block.weights[balanced]!
+        var pb = block.biases[previous]
+        AWQFolding.divideRows(&p, bias: &pb, by: s)
+        AWQFolding.scaleColumns(&b, by: s)
+        block.weights[previous] = p
+        block.biases[previous] = pb
+        block.weights[balanced] = b
+    }
+}
