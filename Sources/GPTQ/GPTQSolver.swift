@@ -1,3 +1,4 @@
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -183,21 +184,40 @@ public enum GPTQSolver {
 
     /// The clip search of every output's group `range` at once: for each shrink `p`, the
     /// candidate grids of all outputs, then one pass over the group's rows of `Wt` accumulating
-    /// each output's (importance-weighted) error — contiguous loops over the outputs.
+    /// each output's (importance-weighted) error — contiguous loops over the outputs. Large
+    /// layers split their outputs over two threads (the search is independent per output).
     static func clippedGrids(_ w: UnsafeBufferPointer<Float>, rows range: Range<Int>, outputs: Int, scheme: QuantScheme,
                              clip: MSEClipSearch, importance: [Float]?) -> [GroupGrid] {
-        var lo = [Float](repeating: 0, count: outputs), hi = [Float](repeating: 0, count: outputs)
-        for r in range { for o in 0..<outputs { let v = w[r * outputs + o]; lo[o] = min(lo[o], v); hi[o] = max(hi[o], v) } }
-        var best = (0..<outputs).map { scheme.grid(minimum: lo[$0], maximum: hi[$0]) }
-        var bestError = [Float](repeating: .infinity, count: outputs)
-        var error = [Float](repeating: 0, count: outputs)
-        var scale = [Float](repeating: 1, count: outputs), zero = [Float](repeating: 0, count: outputs)
+        let parts = outputs * range.count >= 32_768 ? 2 : 1
+        if parts == 1 { return clippedGrids(w, rows: range, outputs: 0..<outputs, stride: outputs, scheme: scheme, clip: clip, importance: importance) }
+        let split = (outputs / 2 + 7) / 8 * 8
+        let halves = UnsafeMutablePointer<[GroupGrid]>.allocate(capacity: 2)
+        halves.initialize(repeating: [], count: 2)
+        defer { halves.deinitialize(count: 2); halves.deallocate() }
+        nonisolated(unsafe) let slots = halves, source = w
+        DispatchQueue.concurrentPerform(iterations: 2) { k in
+            let outs = k == 0 ? 0..<split : split..<outputs
+            slots[k] = clippedGrids(source, rows: range, outputs: outs, stride: outputs, scheme: scheme, clip: clip, importance: importance)
+        }
+        return halves[0] + halves[1]
+    }
+
+    /// The clip search for outputs `outs` of the group's rows `range` of `Wt` (row stride `stride`).
+    private static func clippedGrids(_ w: UnsafeBufferPointer<Float>, rows range: Range<Int>, outputs outs: Range<Int>, stride: Int,
+                                     scheme: QuantScheme, clip: MSEClipSearch, importance: [Float]?) -> [GroupGrid] {
+        let n = outs.count
+        var lo = [Float](repeating: 0, count: n), hi = [Float](repeating: 0, count: n)
+        for r in range { for o in 0..<n { let v = w[r * stride + outs.lowerBound + o]; lo[o] = min(lo[o], v); hi[o] = max(hi[o], v) } }
+        var best = (0..<n).map { scheme.grid(minimum: lo[$0], maximum: hi[$0]) }
+        var bestError = [Float](repeating: .infinity, count: n)
+        var error = [Float](repeating: 0, count: n)
+        var scale = [Float](repeating: 1, count: n), zero = [Float](repeating: 0, count: n)
         var candidate = best
         let maxq = Float(scheme.maxq)
         let steps = Int(clip.maxShrink * Float(clip.grid))
         for k in 0..<steps {
             let p = 1 - Float(k) / Float(clip.grid)
-            for o in 0..<outputs {
+            for o in 0..<n {
                 candidate[o] = scheme.grid(minimum: p * lo[o], maximum: p * hi[o])
                 scale[o] = candidate[o].scale
                 zero[o] = Float(candidate[o].zero)
@@ -209,10 +229,10 @@ public enum GPTQSolver {
                     error.withUnsafeMutableBufferPointer { e in
                         for r in range {
                             let weight = importance?[r - range.lowerBound] ?? 1
-                            let row = w.baseAddress! + r * outputs
+                            let row = w.baseAddress! + r * stride + outs.lowerBound
                             var o = 0
                             if clip.norm == 2 {
-                                while o + 8 <= outputs {
+                                while o + 8 <= n {
                                     let x = load8(row + o), sv = load8(sc.baseAddress! + o), zv = load8(z.baseAddress! + o)
                                     var t = x / sv
                                     t.replace(with: SIMD8(repeating: -4_194_304), where: t .< -4_194_304)
@@ -225,7 +245,7 @@ public enum GPTQSolver {
                                     o += 8
                                 }
                             }
-                            while o < outputs {
+                            while o < n {
                                 let q = min(max(roundHalfEven(row[o] / sc[o]) + z[o], 0), maxq)
                                 let d = abs(sc[o] * (q - z[o]) - row[o])
                                 e[o] += weight * (clip.norm == 2 ? d * d : powf(d, clip.norm))
@@ -235,7 +255,7 @@ public enum GPTQSolver {
                     }
                 }
             }
-            for o in 0..<outputs where error[o] < bestError[o] { bestError[o] = error[o]; best[o] = candidate[o] }
+            for o in 0..<n where error[o] < bestError[o] { bestError[o] = error[o]; best[o] = candidate[o] }
         }
         return best
     }

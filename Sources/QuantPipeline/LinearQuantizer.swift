@@ -82,7 +82,9 @@ struct LinearQuantizer {
         var H: Matrix<Double>? = nil
         if usesGPTQ || options.measureErrors {
             var acc = HessianAccumulator(columns: x.cols, name: "input of \(consumers.map { name($0) }.joined(separator: ", "))")
-            try acc.add(x)
+            // GPTQ needs every token; a measurement alone is made on the first whole windows.
+            let rows = usesGPTQ ? x.rows : min(x.rows, max(1, options.errorTokens / sequenceLength) * sequenceLength)
+            try x.storage.withUnsafeBufferPointer { p throws(GPTQError) in try acc.add(rows: p, count: rows) }
             H = acc.hessian()
         }
         // GPTQ: one prepared Hessian (damping, act-order, U) per distinct input and scale basis.

@@ -8,7 +8,8 @@ public struct LayerReport: Codable, Sendable {
     public var method: String
     public var outFeatures: Int
     public var inFeatures: Int
-    /// `‖WXᵀ − QXᵀ‖²/‖WXᵀ‖²` on the calibration inputs the layer actually saw (nil without calibration).
+    /// `‖WXᵀ − QXᵀ‖²/‖WXᵀ‖²` on the calibration inputs the layer actually saw (nil without
+    /// calibration): every token for GPTQ methods, the first `QuantizeOptions.errorTokens` otherwise.
     public var relativeError: Double?
     /// GPTQ objective, damping fraction used, fallback reason.
     public var loss: Double?

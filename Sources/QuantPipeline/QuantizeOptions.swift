@@ -44,6 +44,9 @@ public struct QuantizeOptions: Sendable {
     public var awqClip: AWQClipMode
     /// Measure every layer's relative output error (one Hessian per input even without GPTQ).
     public var measureErrors: Bool
+    /// Calibration tokens (whole windows) the error of a non-GPTQ method is measured on; GPTQ
+    /// methods measure on every token, as their Hessian needs them all anyway.
+    public var errorTokens: Int
     /// GPTQ: range search of each group's grid (`nil`: plain min–max).
     public var gptqClip: MSEClipSearch?
 
@@ -51,7 +54,7 @@ public struct QuantizeOptions: Sendable {
                 staticGroups: Bool = false, damping: Double = 0.01, blockSize: Int = 128, samples: Int = 128,
                 sequenceLength: Int = 512, seed: UInt64 = 0, skip: [String] = [], awqSearchTokens: Int = 4096,
                 awqOrder: AWQSearchOrder = .sequential, awqGrid: AWQSearchOptions.Grid = .duo, awqClip: AWQClipMode = .awq,
-                measureErrors: Bool = true, gptqClip: MSEClipSearch? = nil) {
+                measureErrors: Bool = true, errorTokens: Int = 16_384, gptqClip: MSEClipSearch? = nil) {
         self.method = method
         self.scheme = scheme
         self.format = format
@@ -68,6 +71,7 @@ public struct QuantizeOptions: Sendable {
         self.awqGrid = awqGrid
         self.awqClip = awqClip
         self.measureErrors = measureErrors
+        self.errorTokens = errorTokens
         self.gptqClip = gptqClip
     }
 

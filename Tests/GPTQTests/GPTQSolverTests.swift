@@ -174,6 +174,20 @@ import TestSupport
                 }
             }
         }
+        // A layer large enough to split its outputs over two threads gives the same grids.
+        let big = rng.gaussianMatrix(rows: 520, cols: 70)
+        let scheme4 = try QuantScheme(bits: 4, groupSize: 64, symmetric: false)
+        let search = MSEClipSearch(norm: 2, weighted: true)
+        let imp = (0..<70).map { Float($0 % 5 + 1) }
+        let grids = search.grids(for: big, scheme: scheme4, importance: imp)
+        for g in 0..<2 {
+            let cols = scheme4.columns(ofGroup: g, columns: 70)
+            for o in stride(from: 0, to: 520, by: 37) {
+                let values = cols.map { big[o, $0] }, i = cols.map { imp[$0] }
+                let one = values.withUnsafeBufferPointer { v in i.withUnsafeBufferPointer { search.grid(of: v, scheme: scheme4, importance: $0) } }
+                #expect(grids[g * 520 + o] == one, "group \(g) row \(o)")
+            }
+        }
     }
 
     @Test func mseClipSearchNeverWorseThanMinMaxOnItsObjective() throws {
