@@ -153,11 +153,17 @@ public enum AWQScaleSearch {
     ///   - weights: the balanced linears' weights (`[out_i × in]`, same `in`).
     ///   - activationMean: `x_mean` of their shared input (`[in]`).
     ///   - reference: the inspected module's full-precision output on the search tokens.
+    ///   - quantize: the effective weights of the balanced linears for candidate scales `s`
+    ///     (`[in]`), as they will really be quantized; `nil` means RTN, `Q(W·diag s)·diag(s)⁻¹`
+    ///   (a caller can put e.g. a GPTQ solve here, so the search judges the scales by the
+    ///     quantizer that follows).
     ///   - evaluate: the inspected module's output with the balanced linears replaced by the
     ///     given weights (same order), on the same tokens.
-    /// - Throws: `AWQError.noFiniteLoss` if no candidate gives a finite loss.
+    /// - Throws: `AWQError.noFiniteLoss` if no candidate gives a finite loss, or what `quantize`
+    ///   or `evaluate` throw.
     public static func search(mapping: String, weights: [Matrix<Float>], activationMean: [Float], scheme: QuantScheme,
                               options: AWQSearchOptions, reference: Matrix<Float>,
+                              quantize: (([Matrix<Float>], [Float]) throws -> [Matrix<Float>])? = nil,
                               evaluate: ([Matrix<Float>]) throws -> Matrix<Float>) throws -> AWQScaleChoice {
         let n = activationMean.count
         for w in weights where w.cols != n {
@@ -170,7 +176,7 @@ public enum AWQScaleSearch {
         for cand in candidates(options) {
             let s = cand.ratio.map { scales(activationMean: activationMean, weightMean: cand.duo ? wMean : nil, ratio: $0) }
                 ?? [Float](repeating: 1, count: n)
-            let replaced = weights.map { fakeQuantized($0, scales: s, scheme: scheme) }
+            let replaced = try quantize?(weights, s) ?? weights.map { fakeQuantized($0, scales: s, scheme: scheme) }
             let loss = meanSquaredError(try evaluate(replaced), reference)
             losses.append(loss)
             if cand.ratio == nil { identityLoss = loss }

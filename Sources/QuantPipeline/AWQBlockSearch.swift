@@ -1,4 +1,5 @@
 import AWQ
+import GPTQ
 import LanguageModel
 import QuantCore
 
@@ -24,6 +25,32 @@ struct AWQBlockSearch {
     let layer: Int
 
     var searchOptions: AWQSearchOptions { AWQSearchOptions(grid: options.awqGrid) }
+
+    /// For `awq-gptq` (unless `awqSearchWithGPTQ` is off): each candidate's balanced linears are
+    /// GPTQ-solved (min–max grids, the run's act-order settings) on the Hessian of the search
+    /// input scaled by `1/s`, so the scales are judged by the quantizer that will follow. The
+    /// identity candidate is then plain GPTQ, and the search never picks scales that make GPTQ's
+    /// output error on the search tokens worse. `nil`: RTN candidates (AWQ's own rule).
+    func candidateQuantizer(input xs: Matrix<Float>, name: String) throws -> (([Matrix<Float>], [Float]) throws -> [Matrix<Float>])? {
+        guard options.method == .awqGPTQ && options.awqSearchWithGPTQ else { return nil }
+        var acc = HessianAccumulator(columns: xs.cols, name: name)
+        try acc.add(xs)
+        let H = acc.hessian()
+        var cfg = options.gptqConfiguration
+        cfg.clipSearch = nil
+        return { weights, s in
+            var h = H
+            scaleSymmetric(&h, by: s.map { 1 / Double($0) })
+            let prepared = try PreparedHessian(h, configuration: cfg)
+            return try weights.map { w in
+                var scaled = w
+                AWQFolding.scaleColumns(&scaled, by: s)
+                var effective = try GPTQSolver.quantize(weight: scaled, prepared: prepared, configuration: cfg).quantized.dequantized()
+                AWQFolding.divideColumns(&effective, by: s)
+                return effective
+            }
+        }
+    }
 
     /// AutoAWQ order: one full-precision forward of the block over the search tokens `xs`
     /// (`[S·T × hidden]`, the block's input) captures every mapping's input; each mapping is
@@ -69,9 +96,10 @@ struct AWQBlockSearch {
             return AWQScaleChoice(scales: [Float](repeating: 1, count: input.cols), candidate: AWQCandidate(ratio: nil, duo: false),
                                   loss: .nan, identityLoss: nil, losses: [])
         }
-        return try AWQScaleSearch.search(mapping: "model.layers.\(layer) \(attention ? "input_layernorm→qkv" : "post_attention_layernorm→gate,up")",
-                                         weights: balanced.map { block.weights[$0]! }, activationMean: stats.meanAbs,
-                                         scheme: options.scheme, options: searchOptions, reference: reference) { replaced in
+        let mapping = "model.layers.\(layer) \(attention ? "input_layernorm→qkv" : "post_attention_layernorm→gate,up")"
+        return try AWQScaleSearch.search(mapping: mapping, weights: balanced.map { block.weights[$0]! }, activationMean: stats.meanAbs,
+                                         scheme: options.scheme, options: searchOptions, reference: reference,
+                                         quantize: try candidateQuantizer(input: xs, name: mapping)) { replaced in
             var trial = block
             for (l, w) in zip(balanced, replaced) { trial.weights[l] = w }
             return inspect(trial)
@@ -89,9 +117,10 @@ struct AWQBlockSearch {
         try stats.add(intermediate)
         let reference = block.apply(balanced, to: intermediate)
         let bias = block.biases[balanced]
-        return try AWQScaleSearch.search(mapping: "model.layers.\(layer) \(previous.shortName)→\(balanced.shortName)",
-                                         weights: [bal], activationMean: stats.meanAbs, scheme: options.scheme,
-                                         options: searchOptions, reference: reference) { replaced in
+        let mapping = "model.layers.\(layer) \(previous.shortName)→\(balanced.shortName)"
+        return try AWQScaleSearch.search(mapping: mapping, weights: [bal], activationMean: stats.meanAbs, scheme: options.scheme,
+                                         options: searchOptions, reference: reference,
+                                         quantize: try candidateQuantizer(input: intermediate, name: mapping)) { replaced in
             var y = intermediate.multiplied(by: replaced[0], transposeOther: true)
             if let bias { for r in 0..<y.rows { for c in 0..<y.cols { y[r, c] += bias[c] } } }
             return y
@@ -108,5 +137,13 @@ struct AWQBlockSearch {
         block.weights[previous] = p
         block.biases[previous] = pb
         block.weights[balanced] = b
+    }
+}
+
+/// `H ← diag(d)·H·diag(d)`: the Hessian of inputs scaled by `d`.
+func scaleSymmetric(_ h: inout Matrix<Double>, by d: [Double]) {
+    let n = h.rows
+    h.storage.withUnsafeMutableBufferPointer { p in
+        for i in 0..<n { for j in 0..<n { p[i * n + j] *= d[i] * d[j] } }
     }
 }

@@ -176,11 +176,4 @@ struct LinearQuantizer {
         }
     }
 
-    /// `H ← diag(d)·H·diag(d)`: the Hessian of inputs scaled by `d`.
-    private func scaleSymmetric(_ h: inout Matrix<Double>, by d: [Double]) {
-        let n = h.rows
-        h.storage.withUnsafeMutableBufferPointer { p in
-            for i in 0..<n { for j in 0..<n { p[i * n + j] *= d[i] * d[j] } }
-        }
-    }
 }

@@ -40,6 +40,8 @@ public struct QuantizeOptions: Sendable {
     public var awqOrder: AWQSearchOrder
     /// AWQ: the scale-search grid.
     public var awqGrid: AWQSearchOptions.Grid
+    /// `awq-gptq`: judge each candidate scale by a GPTQ solve instead of RTN.
+    public var awqSearchWithGPTQ: Bool
     /// AWQ: how the final ranges of the scaled weights are chosen.
     public var awqClip: AWQClipMode
     /// Measure every layer's relative output error (one Hessian per input even without GPTQ).
@@ -53,7 +55,7 @@ public struct QuantizeOptions: Sendable {
     public init(method: QuantMethod = .gptq, scheme: QuantScheme, format: PackFormat = .gptq, actOrder: Bool = false,
                 staticGroups: Bool = false, damping: Double = 0.01, blockSize: Int = 128, samples: Int = 128,
                 sequenceLength: Int = 512, seed: UInt64 = 0, skip: [String] = [], awqSearchTokens: Int = 4096,
-                awqOrder: AWQSearchOrder = .sequential, awqGrid: AWQSearchOptions.Grid = .duo, awqClip: AWQClipMode = .awq,
+                awqOrder: AWQSearchOrder = .sequential, awqGrid: AWQSearchOptions.Grid = .duo, awqClip: AWQClipMode = .awq, awqSearchWithGPTQ: Bool = true,
                 measureErrors: Bool = true, errorTokens: Int = 16_384, gptqClip: MSEClipSearch? = nil) {
         self.method = method
         self.scheme = scheme
@@ -70,6 +72,7 @@ public struct QuantizeOptions: Sendable {
         self.awqOrder = awqOrder
         self.awqGrid = awqGrid
         self.awqClip = awqClip
+        self.awqSearchWithGPTQ = awqSearchWithGPTQ
         self.measureErrors = measureErrors
         self.errorTokens = errorTokens
         self.gptqClip = gptqClip

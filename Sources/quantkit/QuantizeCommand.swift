@@ -76,6 +76,9 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .customLong("awq-clip"), help: "AWQ range choice before RTN: awq (AutoAWQ's clip search; not q/k), weighted (the E[x²]-weighted range search GPTQ uses), none (min–max).")
     var awqClip: AWQClipMode = .awq
 
+    @Flag(name: .customLong("awq-search-rtn"), help: "awq-gptq: judge candidate scales by RTN (AWQ's own rule) instead of a GPTQ solve of each candidate.")
+    var awqSearchRTN = false
+
     @Option(help: "Calibration windows.")
     var samples: Int = 128
 
@@ -111,7 +114,7 @@ struct QuantizeCommand: ParsableCommand {
     func options() throws -> QuantizeOptions {
         QuantizeOptions(method: method, scheme: try scheme.makeScheme(), format: resolvedFormat, actOrder: actOrder, staticGroups: staticGroups,
                         damping: damp, samples: samples, sequenceLength: seqlen, seed: seed, skip: skip,
-                        awqSearchTokens: awqSearchTokens, awqOrder: awqOrder, awqGrid: awqGrid, awqClip: awqClip,
+                        awqSearchTokens: awqSearchTokens, awqOrder: awqOrder, awqGrid: awqGrid, awqClip: awqClip, awqSearchWithGPTQ: !awqSearchRTN,
                         gptqClip: gptqClip.search)
     }
 

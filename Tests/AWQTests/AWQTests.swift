@@ -84,6 +84,33 @@ import TestSupport
         }
     }
 
+    @Test func aCustomQuantizerJudgesEveryCandidate() throws {
+        // The search can judge candidates by another quantizer (the pipeline plugs in GPTQ):
+        // it is called once per candidate, first with the identity, and its outputs are what
+        // the loss sees. Here: RTN on a coarser 2-bit grid, checked against fakeQuantized.
+        var rng = SplitMix64(seed: 9)
+        let x = salient(tokens: 128, columns: 32, rng: &rng)
+        let w = rng.gaussianMatrix(rows: 8, cols: 32)
+        let scheme = try QuantScheme(bits: 4, groupSize: 16, symmetric: false)
+        let coarse = try QuantScheme(bits: 2, groupSize: 16, symmetric: false)
+        var stats = ActivationStatistics(columns: 32)
+        try stats.add(x)
+        let ref = x.multiplied(by: w, transposeOther: true)
+        var seen: [[Float]] = []
+        let options = AWQSearchOptions()
+        let c = try AWQScaleSearch.search(mapping: "t", weights: [w], activationMean: stats.meanAbs, scheme: scheme, options: options,
+                                          reference: ref, quantize: { ws, s in
+                                              seen.append(s)
+                                              return ws.map { AWQScaleSearch.fakeQuantized($0, scales: s, scheme: coarse) }
+                                          }) { x.multiplied(by: $0[0], transposeOther: true) }
+        #expect(seen.count == AWQScaleSearch.candidates(options).count)
+        #expect(seen[0] == [Float](repeating: 1, count: 32))
+        let identity = AWQScaleSearch.meanSquaredError(x.multiplied(by: AWQScaleSearch.fakeQuantized(w, scales: seen[0], scheme: coarse),
+                                                                    transposeOther: true), ref)
+        #expect(c.identityLoss == identity)
+        #expect(c.loss <= identity)
+    }
+
     @Test func clipNeverIncreasesAGroupsError() throws {
         var rng = SplitMix64(seed: 5)
         let x = salient(tokens: 256, columns: 64, rng: &rng)

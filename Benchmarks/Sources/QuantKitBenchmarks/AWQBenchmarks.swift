@@ -1,5 +1,6 @@
 import AWQ
 import Foundation
+import GPTQ
 import QuantCore
 
 /// AWQ at a LLaMA-7B MLP shape (4096 → 11008 → 4096): the gate/up scale search (inspected
@@ -55,6 +56,13 @@ enum AWQBenchmarks {
             rows.append(Row("AWQ clip search \(name) [\(w0.rows)×\(w0.cols)], \(sample.rows) tokens", seconds: t,
                             flops: 10 * 2 * Double(sample.rows) * Double(w0.rows) * Double(w0.cols), sgemm: sgemm))
         }
+        // The E[x²]-weighted range search (`--awq-clip weighted`): 80 shrinks per (row, group), no GEMM.
+        var importance = [Double](repeating: 0, count: h)
+        for r in 0..<x.rows { for c in 0..<h { importance[c] += Double(x[r, c] * x[r, c]) } }
+        let imp = importance.map { Float($0 / Double(x.rows)) }
+        let tw = Harness.time(repeats: 1) { _ = MSEClipSearch(norm: 2, weighted: true).grids(for: gate, scheme: scheme, importance: imp) }
+        rows.append(Row("Weighted range search gate [\(f)×\(h)] (80 shrinks)", seconds: tw, sgemm: sgemm,
+                        note: String(format: "%.0f M weight-evaluations/s", 80 * Double(f * h) / tw / 1e6)))
         return rows
     }
 }
