@@ -52,11 +52,13 @@ public struct QuantizeOptions: Sendable {
     /// GPTQ: range search of each group's grid (`nil`: plain min–max).
     public var gptqClip: MSEClipSearch?
 
+    /// The defaults of the range searches and AWQ settings are the recommended ones (measured on
+    /// SmolLM2-135M, see the README); act-order is off here because RTN and AWQ refuse it.
     public init(method: QuantMethod = .gptq, scheme: QuantScheme, format: PackFormat = .gptq, actOrder: Bool = false,
                 staticGroups: Bool = false, damping: Double = 0.01, blockSize: Int = 128, samples: Int = 128,
                 sequenceLength: Int = 512, seed: UInt64 = 0, skip: [String] = [], awqSearchTokens: Int = 4096,
-                awqOrder: AWQSearchOrder = .sequential, awqGrid: AWQSearchOptions.Grid = .duo, awqClip: AWQClipMode = .awq, awqSearchWithGPTQ: Bool = true,
-                measureErrors: Bool = true, errorTokens: Int = 16_384, gptqClip: MSEClipSearch? = nil) {
+                awqOrder: AWQSearchOrder = .autoawq, awqGrid: AWQSearchOptions.Grid = .duo, awqClip: AWQClipMode = .weighted, awqSearchWithGPTQ: Bool = true,
+                measureErrors: Bool = true, errorTokens: Int = 16_384, gptqClip: MSEClipSearch? = MSEClipSearch(norm: 2, weighted: true)) {
         self.method = method
         self.scheme = scheme
         self.format = format
@@ -121,6 +123,7 @@ public struct QuantizeOptions: Sendable {
 public enum AWQSearchOrder: String, Sendable, CaseIterable {
     /// AutoAWQ / llm-awq: every mapping of a block is searched on the block's full-precision
     /// weights (one extra forward of the block over the search tokens), then all are applied.
+    /// The default: W4 g64 asym on SmolLM2-135M measured 14.88 against 14.96 sequential.
     case autoawq
     /// llm-compressor: each mapping is searched when the staged pass reaches its input, on the
     /// partly quantized block, and applied at once.
@@ -134,7 +137,9 @@ public enum AWQClipMode: String, Sendable, CaseIterable {
     /// k are not clipped.
     case awq
     /// The diag(H)-weighted range search GPTQ uses (100 shrinks of min and max together, ≤ 0.8),
-    /// with `E[x²]` of the scaled inputs as column weights; every linear.
+    /// with `E[x²]` of the scaled inputs as column weights; every linear. With `awq-gptq` the
+    /// solver's own search (`gptqClip`) does this. The default: W4 g64 asym on SmolLM2-135M
+    /// measured 14.96 against 15.09 with `.awq`.
     case weighted
     /// Plain min–max grids (llm-compressor's AWQ).
     case none

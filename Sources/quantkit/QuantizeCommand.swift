@@ -68,13 +68,13 @@ struct QuantizeCommand: ParsableCommand {
     var awqSearchTokens: Int = 4096
 
     @Option(name: .customLong("awq-order"), help: "AWQ search order: autoawq (all mappings of a block searched on its full-precision weights, then applied), sequential (llm-compressor: each searched at its stage on the partly quantized block).")
-    var awqOrder: AWQSearchOrder = .sequential
+    var awqOrder: AWQSearchOrder = .autoawq
 
     @Option(name: .customLong("awq-grid"), help: "AWQ scale grid: duo (AutoAWQ's duo_scaling, x_mean^r / w_mean^(1-r)), x-only (llm-awq), both (llm-compressor: 10 ratios of each). The identity is always tried too.")
     var awqGrid: AWQSearchOptions.Grid = .duo
 
-    @Option(name: .customLong("awq-clip"), help: "AWQ range choice before RTN: awq (AutoAWQ's clip search; not q/k), weighted (the E[x²]-weighted range search GPTQ uses), none (min–max).")
-    var awqClip: AWQClipMode = .awq
+    @Option(name: .customLong("awq-clip"), help: "AWQ range choice: weighted (the default: the E[x²]-weighted range search GPTQ uses; with awq-gptq, GPTQ's own search), awq (AutoAWQ's clip search, not q/k, then RTN or GPTQ), none (min–max).")
+    var awqClip: AWQClipMode = .weighted
 
     @Flag(name: .customLong("awq-search-rtn"), help: "awq-gptq: judge candidate scales by RTN (AWQ's own rule) instead of a GPTQ solve of each candidate.")
     var awqSearchRTN = false

@@ -35,20 +35,20 @@ import TestSupport
         switch variant {
         case .plain, .autoAWQGrid: break
         case .sequentialOrder: o.awqOrder = .sequential
-        case .autoAWQOrder: o.awqOrder = .autoawq
-        case .weightedClip: o.awqClip = .weighted
+        case .awqClip: o.awqClip = .awq
+        case .rtnJudged: o.awqSearchWithGPTQ = false
         case .noClipBothGrid: o.awqClip = .none; o.awqGrid = .both
         }
         return o
     }
 
-    enum Variant { case plain, sequentialOrder, autoAWQOrder, weightedClip, noClipBothGrid, autoAWQGrid }
+    enum Variant { case plain, sequentialOrder, awqClip, rtnJudged, noClipBothGrid, autoAWQGrid }
 
     static let cases: [(QuantMethod, PackFormat, Bool, Variant)] = [
         (.rtn, .gptq, true, .plain), (.gptq, .gptq, true, .plain), (.gptq, .gptqV2, false, .plain), (.gptq, .compressedTensors, false, .plain),
         (.awq, .awq, false, .plain), (.awq, .compressedTensors, true, .plain), (.awqGPTQ, .gptqV2, false, .plain), (.awqGPTQ, .awq, false, .plain),
-        (.awq, .awq, false, .sequentialOrder), (.awq, .gptqV2, false, .autoAWQOrder), (.awq, .awq, false, .weightedClip),
-        (.awqGPTQ, .compressedTensors, false, .weightedClip), (.awq, .awq, false, .noClipBothGrid), (.awq, .awq, false, .autoAWQGrid),
+        (.awq, .awq, false, .sequentialOrder), (.awqGPTQ, .gptqV2, false, .sequentialOrder), (.awq, .awq, false, .awqClip),
+        (.awqGPTQ, .compressedTensors, false, .rtnJudged), (.awq, .awq, false, .noClipBothGrid), (.awq, .awq, false, .autoAWQGrid),
     ]
 
     @Test(arguments: 0..<cases.count)
@@ -89,7 +89,7 @@ import TestSupport
     @Test func methodsBeatRTNOnCalibrationError() throws {
         let m = try tinyModel(seed: 41)
         var errors: [QuantMethod: Double] = [:]
-        for method in [QuantMethod.rtn, .gptq] {
+        for method in [QuantMethod.rtn, .gptq, .awq, .awqGPTQ] {
             let out = Fixtures.temporaryDirectory() + "/q"
             let r = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: Self.calibration, outputDirectory: out,
                                                  options: try options(method, .gptqV2, symmetric: false), quiet: true)
@@ -97,6 +97,8 @@ import TestSupport
             errors[method] = e.reduce(0, +) / Double(e.count)
         }
         #expect(errors[.gptq]! < errors[.rtn]!)
+        #expect(errors[.awq]! < errors[.rtn]!)
+        #expect(errors[.awqGPTQ]! < errors[.awq]!)
     }
 
     @Test func invalidCombinationsAreRefusedUpFront() throws {
