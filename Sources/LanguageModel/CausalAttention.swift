@@ -46,18 +46,20 @@ enum CausalAttention {
                                                 Float.gemm(.none, .transpose, m: m, n: keys, k: d, alpha: scale,
                                                            a: sq.baseAddress!, lda: d, b: kBase, ldb: kw,
                                                            beta: 0, c: sp.baseAddress!, ldc: keys)
-                                                for row in 0..<m {
-                                                    let p = sp.baseAddress! + row * keys
-                                                    let visible = b0 + row % rows + 1
-                                                    var mx = -Float.infinity
-                                                    for j in 0..<visible { mx = max(mx, p[j]) }
-                                                    for j in 0..<visible { p[j] -= mx }
-                                                    Kernels.exp(UnsafeMutableBufferPointer(start: p, count: visible))
-                                                    var sum: Float = 0
-                                                    for j in 0..<visible { sum += p[j] }
-                                                    let inv = 1 / sum
-                                                    for j in 0..<visible { p[j] *= inv }
-                                                    for j in visible..<keys { p[j] = 0 }
+                                                parallelChunks(m, minimumPerChunk: 64) { chunk in
+                                                    for row in chunk {
+                                                        let p = sp.baseAddress! + row * keys
+                                                        let visible = b0 + row % rows + 1
+                                                        var mx = -Float.infinity
+                                                        for j in 0..<visible { mx = max(mx, p[j]) }
+                                                        for j in 0..<visible { p[j] -= mx }
+                                                        Kernels.exp(UnsafeMutableBufferPointer(start: p, count: visible))
+                                                        var sum: Float = 0
+                                                        for j in 0..<visible { sum += p[j] }
+                                                        let inv = 1 / sum
+                                                        for j in 0..<visible { p[j] *= inv }
+                                                        for j in visible..<keys { p[j] = 0 }
+                                                    }
                                                 }
                                                 Float.gemm(.none, .none, m: m, n: d, k: keys, alpha: 1,
                                                            a: sp.baseAddress!, lda: keys, b: vBase, ldb: kw,

@@ -52,13 +52,15 @@ enum Kernels {
         x.storage.withUnsafeBufferPointer { src in
             weight.withUnsafeBufferPointer { g in
                 out.storage.withUnsafeMutableBufferPointer { dst in
-                    for r in 0..<x.rows {
-                        let row = src.baseAddress! + r * d
-                        var ss: Float = 0
-                        for c in 0..<d { ss += row[c] * row[c] }
-                        let inv = 1 / (ss / Float(d) + epsilon).squareRoot()
-                        let o = dst.baseAddress! + r * d
-                        for c in 0..<d { o[c] = g[c] * (row[c] * inv) }
+                    parallelChunks(x.rows, minimumPerChunk: 256) { rows in
+                        for r in rows {
+                            let row = src.baseAddress! + r * d
+                            var ss: Float = 0
+                            for c in 0..<d { ss += row[c] * row[c] }
+                            let inv = 1 / (ss / Float(d) + epsilon).squareRoot()
+                            let o = dst.baseAddress! + r * d
+                            for c in 0..<d { o[c] = g[c] * (row[c] * inv) }
+                        }
                     }
                 }
             }
@@ -70,18 +72,19 @@ enum Kernels {
     static func siluMultiply(_ gate: inout Matrix<Float>, _ up: Matrix<Float>) {
         gate.storage.withUnsafeMutableBufferPointer { g in
             up.storage.withUnsafeBufferPointer { u in
-                // silu(x) = x / (1 + e^-x); e^-x computed in bulk.
-                let n = g.count
-                var e = [Float](repeating: 0, count: min(n, 1 << 16))
-                var start = 0
-                while start < n {
-                    let len = min(e.count, n - start)
-                    e.withUnsafeMutableBufferPointer { eb in
-                        for k in 0..<len { eb[k] = -g[start + k] }
-                        exp(UnsafeMutableBufferPointer(rebasing: eb[0..<len]))
-                        for k in 0..<len { g[start + k] = g[start + k] / (1 + eb[k]) * u[start + k] }
+                // silu(x) = x / (1 + e^-x); e^-x computed in bulk, one chunk of elements per core.
+                parallelChunks(g.count, minimumPerChunk: 1 << 16) { chunk in
+                    var e = [Float](repeating: 0, count: min(chunk.count, 1 << 16))
+                    var start = chunk.lowerBound
+                    while start < chunk.upperBound {
+                        let len = min(e.count, chunk.upperBound - start)
+                        e.withUnsafeMutableBufferPointer { eb in
+                            for k in 0..<len { eb[k] = -g[start + k] }
+                            exp(UnsafeMutableBufferPointer(rebasing: eb[0..<len]))
+                            for k in 0..<len { g[start + k] = g[start + k] / (1 + eb[k]) * u[start + k] }
+                        }
+                        start += len
                     }
-                    start += len
                 }
             }
         }

@@ -22,7 +22,7 @@ public enum Triangle: Sendable {
 /// All matrices are **row-major** with leading dimension `ld` (≥ the number of columns).
 /// LAPACK routines are called in column-major mode on the same buffer with the opposite triangle,
 /// which avoids the transposed copy that row-major LAPACKE makes (see `PLATFORM.md`).
-public protocol BLASScalar: BinaryFloatingPoint, SIMDScalar, Sendable {
+public protocol BLASScalar: BinaryFloatingPoint, Sendable {
     /// `C ← α·op(A)·op(B) + β·C`, with `op(A)` `m×k`, `op(B)` `k×n`, `C` `m×n`.
     static func gemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                      alpha: Self, a: UnsafePointer<Self>, lda: Int,

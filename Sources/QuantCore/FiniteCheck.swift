@@ -5,7 +5,7 @@
 /// vectorizes: it runs at memory speed, which matters for the 10⁸-element activation chunks
 /// the Hessian accumulator checks.
 @inlinable
-public func allFinite<T: BLASScalar>(_ values: UnsafeBufferPointer<T>) -> Bool {
+public func allFinite<T: BinaryFloatingPoint & SIMDScalar>(_ values: UnsafeBufferPointer<T>) -> Bool {
     guard let base = values.baseAddress else { return true }
     let n = values.count
     let raw = UnsafeRawPointer(base)
@@ -21,7 +21,7 @@ public func allFinite<T: BLASScalar>(_ values: UnsafeBufferPointer<T>) -> Bool {
     return (a0 + a1).sum() + tail == 0
 }
 
-extension Matrix {
+extension Matrix where Scalar: SIMDScalar {
     /// `true` when every element is finite (no NaN or ±Inf).
     @inlinable
     public var isFinite: Bool {

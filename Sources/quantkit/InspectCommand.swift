@@ -53,7 +53,7 @@ struct InspectCommand: ParsableCommand {
     /// `quantization_config` from a folder's `config.json`, if any; validated.
     func quantizationConfig() throws -> JSONValue? {
         var isDir: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
         let dir = isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
         if !isDir.boolValue, let text = try SafeTensorsFile(path: path).metadata["quantization_config"] {
             let q = try JSONParser.parse(Array(text.utf8))
