@@ -96,6 +96,8 @@ struct LinearQuantizer {
                 prepared[basis[linear]] = try PreparedHessian(h, configuration: options.gptqConfiguration)
             }
         }
+        // AWQ's weighted range search: E[x²] per input column, over every calibration token.
+        let meanSquares = usesAWQ && !usesGPTQ && options.awqClip == .weighted ? columnMeanSquares(x) : nil
         let sharedSeconds = elapsedSeconds(since: stageStart) / Double(consumers.count)
 
         for linear in consumers {
@@ -118,9 +120,9 @@ struct LinearQuantizer {
                     _ = AWQClipSearch.clip(&w, inputs: sample, scheme: options.scheme)
                     report.awqClipped = true
                 case .weighted where !usesGPTQ:
-                    // GPTQ methods search their ranges inside the solver.
-                    grids = MSEClipSearch(norm: 2, weighted: true).grids(for: w, scheme: options.scheme,
-                                                                        importance: meanSquares(x, dividedBy: s))
+                    // GPTQ methods search their ranges inside the solver. The scaled columns see x/s.
+                    let importance = zip(meanSquares!, s ?? [Float](repeating: 1, count: w.cols)).map { $0 / ($1 * $1) }
+                    grids = MSEClipSearch(norm: 2, weighted: true).grids(for: w, scheme: options.scheme, importance: importance)
                     report.awqClipped = true
                 default:
                     break
@@ -176,4 +178,18 @@ struct LinearQuantizer {
         }
     }
 
+}
+
+/// Per column of `x` (`[tokens × in]`), the mean of `x²`.
+func columnMeanSquares(_ x: Matrix<Float>) -> [Float] {
+    var sum = [Double](repeating: 0, count: x.cols)
+    x.storage.withUnsafeBufferPointer { p in
+        sum.withUnsafeMutableBufferPointer { acc in
+            for r in 0..<x.rows {
+                let row = p.baseAddress! + r * x.cols
+                for c in 0..<x.cols { acc[c] += Double(row[c] * row[c]) }
+            }
+        }
+    }
+    return sum.map { Float($0 / Double(max(x.rows, 1))) }
 }
