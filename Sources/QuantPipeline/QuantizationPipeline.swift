@@ -74,7 +74,7 @@ public enum QuantizationPipeline {
         do {
             var layers: [LayerReport] = []
             var kept: [DecoderBlock] = []
-            var passes = 0
+            var passes = 0.0  // full forward passes over the calibration tokens (partial ones pro rata)
             let rope = RopeTables(config: config, length: options.sequenceLength)
             for layer in 0..<config.layerCount {
                 var block = try model.block(layer)
@@ -84,8 +84,10 @@ public enum QuantizationPipeline {
                 if var x = hidden {
                     if options.usesAWQ && options.awqOrder == .autoawq {
                         clock.update(layer, of: config.layerCount, detail: "awq search")
+                        let xs = quantizer.searchSubset(x)
                         quantizer.awqPlan = try AWQBlockSearch(options: options, sequenceLength: options.sequenceLength, rope: rope, layer: layer)
-                            .plan(block: &block, searchInput: quantizer.searchSubset(x), isQuantized: { quantized(layer, $0) })
+                            .plan(block: &block, searchInput: xs, isQuantized: { quantized(layer, $0) })
+                        passes += Double(xs.rows) / Double(x.rows)
                     }
                     try block.forward(&x, sequenceLength: options.sequenceLength, rope: rope) { input, activations, blk in
                         clock.update(layer, of: config.layerCount, detail: "\(input.consumers.map(\.shortName).joined(separator: ","))")
@@ -119,7 +121,7 @@ public enum QuantizationPipeline {
                 actOrder: options.actOrder, staticGroups: options.staticGroups, damping: options.damping, format: options.format.rawValue,
                 calibrationFile: calibrationFile, calibrationSamples: hidden == nil ? 0 : options.samples,
                 calibrationSequenceLength: options.sequenceLength, calibrationSeed: options.seed, calibrationTokens: calibrationTokens,
-                layers: layers, forwardPassesPerBlock: Double(passes) / Double(max(config.layerCount, 1)),
+                layers: layers, forwardPassesPerBlock: passes / Double(max(config.layerCount, 1)),
                 totalSeconds: 0, peakResidentBytes: nil, outputBytes: 0, blasThreads: BLASThreads.count)
             let size = try writer.finish(configJSON: configJSON, quantizeConfig: qconfig.quantizeConfigJSON) { size in
                 report.outputBytes = size
