@@ -1,4 +1,3 @@
-import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -188,18 +187,15 @@ public enum GPTQSolver {
     /// layers split their outputs over two threads (the search is independent per output).
     static func clippedGrids(_ w: UnsafeBufferPointer<Float>, rows range: Range<Int>, outputs: Int, scheme: QuantScheme,
                              clip: MSEClipSearch, importance: [Float]?) -> [GroupGrid] {
-        let parts = outputs * range.count >= 32_768 ? 2 : 1
-        if parts == 1 { return clippedGrids(w, rows: range, outputs: 0..<outputs, stride: outputs, scheme: scheme, clip: clip, importance: importance) }
-        let split = (outputs / 2 + 7) / 8 * 8
-        let halves = UnsafeMutablePointer<[GroupGrid]>.allocate(capacity: 2)
-        halves.initialize(repeating: [], count: 2)
-        defer { halves.deinitialize(count: 2); halves.deallocate() }
-        nonisolated(unsafe) let slots = halves, source = w
-        DispatchQueue.concurrentPerform(iterations: 2) { k in
-            let outs = k == 0 ? 0..<split : split..<outputs
-            slots[k] = clippedGrids(source, rows: range, outputs: outs, stride: outputs, scheme: scheme, clip: clip, importance: importance)
+        var grids = [GroupGrid](repeating: GroupGrid(scale: 1, zero: 0), count: outputs)
+        grids.withUnsafeMutableBufferPointer { out in
+            // Split only layers with ≥ 32,768 weights in the group, in multiples of 8 outputs.
+            parallelChunks(outputs, minimumPerChunk: max(8, 16_384 / max(range.count, 1)), alignment: 8) { outs in
+                let part = clippedGrids(w, rows: range, outputs: outs, stride: outputs, scheme: scheme, clip: clip, importance: importance)
+                for (k, g) in part.enumerated() { out[outs.lowerBound + k] = g }
+            }
         }
-        return halves[0] + halves[1]
+        return grids
     }
 
     /// The clip search for outputs `outs` of the group's rows `range` of `Wt` (row stride `stride`).
