@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 SHARED="${QUANTKIT_SHARED:-$PWD/../shared}"
 export QUANTKIT_FIXTURE_DIR="${QUANTKIT_FIXTURE_DIR:-$HOME/.cache/quantkit/smollm2-135m}"
 bash .ci/setup
-swift build -c release --product quantkit
+swift build -c release --product quantkit $(.ci/swift-flags)
 OUT="${1:-$PWD/out/smollm2-gptq-w4g64}"
 .build/release/quantkit quantize --model "$QUANTKIT_FIXTURE_DIR" --calib "$SHARED/data/calib.txt" \
     --out "$OUT" --method gptq --bits 4 --group-size 64 --asym --format gptq-v2 --force

@@ -11,7 +11,7 @@ BIN=.build/release/quantkit
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-swift build -c release --product quantkit 2>&1 | tail -1
+swift build -c release --product quantkit $(.ci/swift-flags) 2>&1 | tail -1
 ppl() { "$BIN" eval --model "$1" --text "$SHARED/data/eval.txt" --windows 2 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["perplexity"])'; }
 
 fp=$(ppl "$MODEL")

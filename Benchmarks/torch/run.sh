@@ -9,7 +9,7 @@ if ! PYTHONPATH="$target" python3 -c "import torch" 2>/dev/null; then
     pip install --quiet --target "$target" "torch==2.13.0+cpu"
 fi
 cd "$here/.."
-swift build -c release --product quantkit-bench >/dev/null
+swift build -c release --product quantkit-bench $(../.ci/swift-flags) >/dev/null
 json="$(mktemp -d)/layer.json"
 .build/release/quantkit-bench layer --threads 2 --json "$json" "$@"
 PYTHONPATH="$target" python3 "$here/gptq_reference.py" --threads 2 --swift-json "$json" "$@"

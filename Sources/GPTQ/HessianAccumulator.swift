@@ -104,9 +104,13 @@ public struct HessianAccumulator: Sendable {
         partial.withUnsafeMutableBufferPointer { c in
             Float.syrk(.upper, .transpose, n: d, k: rows, alpha: 1, a: x, lda: d, beta: 0, c: c.baseAddress!, ldc: d)
             sum.withUnsafeMutableBufferPointer { s in
-                for i in 0..<d {
-                    let row = i &* d
-                    for j in i..<d { s[row &+ j] += Double(c[row &+ j]) }
+                // The upper triangle in bands of 64 rows, taken by the cores in turn.
+                let band = 64
+                parallelTasks((d + band - 1) / band, state: {}) { b, _ in
+                    for i in (b * band)..<min(d, (b + 1) * band) {
+                        let row = i &* d
+                        for j in i..<d { s[row &+ j] += Double(c[row &+ j]) }
+                    }
                 }
             }
         }
@@ -127,9 +131,12 @@ public struct HessianAccumulator: Sendable {
         partial = []
         if storage.isEmpty { return Matrix(rows: d, cols: d) }
         storage.withUnsafeMutableBufferPointer { h in
-            for i in 0..<d {
-                let row = i &* d
-                for j in i..<d { h[row &+ j] *= scale }
+            let band = 64
+            parallelTasks((d + band - 1) / band, state: {}) { b, _ in
+                for i in (b * band)..<min(d, (b + 1) * band) {
+                    let row = i &* d
+                    for j in i..<d { h[row &+ j] *= scale }
+                }
             }
         }
         var h = Matrix<Double>(rows: d, cols: d, storage: storage)

@@ -45,6 +45,41 @@ enum Kernels {
         return p * scale
     }
 
+    /// The numerators of a causal softmax row, in place: `p[j] ← e^(p[j] − max)` for the first
+    /// `visible` entries (max over those), `0` for the rest. Returns their sum, the denominator.
+    static func softmaxNumerators(_ p: UnsafeMutableBufferPointer<Float>, visible n: Int) -> Float {
+        typealias V = SIMD8<Float>
+        let base = p.baseAddress!
+        var mx = V(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= n {
+            let x = UnsafeRawPointer(base + i).loadUnaligned(as: V.self)
+            mx.replace(with: x, where: x .> mx)
+            i += 8
+        }
+        var m = mx[0]
+        for j in 1..<8 { m = Swift.max(m, mx[j]) }
+        for j in i..<n { m = Swift.max(m, base[j]) }
+        var sum = V(repeating: 0)
+        let shift = V(repeating: m)
+        i = 0
+        while i + 8 <= n {
+            let e = expV(UnsafeRawPointer(base + i).loadUnaligned(as: V.self) - shift)
+            UnsafeMutableRawPointer(base + i).storeBytes(of: e, as: V.self)
+            sum += e
+            i += 8
+        }
+        var total = sum.sum()
+        if i < n {
+            var tail = V(repeating: -.infinity)
+            for j in i..<n { tail[j - i] = base[j] }
+            let e = expV(tail - shift)
+            for j in i..<n { base[j] = e[j - i]; total += e[j - i] }
+        }
+        if n < p.count { (base + n).update(repeating: 0, count: p.count - n) }
+        return total
+    }
+
     /// `x[t] ← x[t] / rms(x[t]) · γ` for every row `t` of `x` (`[rows × cols]`), into `out`.
     static func rmsNorm(_ x: Matrix<Float>, weight: [Float], epsilon: Float) -> Matrix<Float> {
         var out = Matrix<Float>(rows: x.rows, cols: x.cols)
@@ -68,22 +103,27 @@ enum Kernels {
         return out
     }
 
-    /// `silu(gate) · up`, element-wise, into `gate`.
+    /// `silu(gate) · up`, element-wise, into `gate`: `g / (1 + e^−g) · u`, one pass, eight
+    /// elements at a time, one chunk of elements per core.
     static func siluMultiply(_ gate: inout Matrix<Float>, _ up: Matrix<Float>) {
+        typealias V = SIMD8<Float>
         gate.storage.withUnsafeMutableBufferPointer { g in
             up.storage.withUnsafeBufferPointer { u in
-                // silu(x) = x / (1 + e^-x); e^-x computed in bulk, one chunk of elements per core.
-                parallelChunks(g.count, minimumPerChunk: 1 << 16) { chunk in
-                    var e = [Float](repeating: 0, count: min(chunk.count, 1 << 16))
-                    var start = chunk.lowerBound
-                    while start < chunk.upperBound {
-                        let len = min(e.count, chunk.upperBound - start)
-                        e.withUnsafeMutableBufferPointer { eb in
-                            for k in 0..<len { eb[k] = -g[start + k] }
-                            exp(UnsafeMutableBufferPointer(rebasing: eb[0..<len]))
-                            for k in 0..<len { g[start + k] = g[start + k] / (1 + eb[k]) * u[start + k] }
+                parallelChunks(g.count, minimumPerChunk: 1 << 16, alignment: 8) { chunk in
+                    let gp = g.baseAddress!, up = u.baseAddress!
+                    var i = chunk.lowerBound
+                    while i < chunk.upperBound {
+                        let n = min(8, chunk.upperBound - i)
+                        var x = V(repeating: 0), y = V(repeating: 0)
+                        if n == 8 {
+                            x = UnsafeRawPointer(gp + i).loadUnaligned(as: V.self)
+                            y = UnsafeRawPointer(up + i).loadUnaligned(as: V.self)
+                        } else {
+                            for k in 0..<n { x[k] = gp[i + k]; y[k] = up[i + k] }
                         }
-                        start += len
+                        let r = x / (1 + expV(-x)) * y
+                        if n == 8 { UnsafeMutableRawPointer(gp + i).storeBytes(of: r, as: V.self) } else { for k in 0..<n { gp[i + k] = r[k] } }
+                        i += n
                     }
                 }
             }

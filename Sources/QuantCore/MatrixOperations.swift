@@ -27,8 +27,9 @@ extension Matrix {
         let n = rows
         let tile = 64  // transposed in tiles so both the reads and the writes stay in cache
         storage.withUnsafeMutableBufferPointer { p in
-            for i0 in stride(from: 0, to: n, by: tile) {
-                let i1 = min(i0 + tile, n)
+            // Tile rows go to the cores in turn; each writes only the mirror of its own rows.
+            parallelTasks((n + tile - 1) / tile, state: {}) { t, _ in
+                let i0 = t * tile, i1 = min(i0 + tile, n)
                 for j0 in stride(from: i0, to: n, by: tile) {
                     let j1 = min(j0 + tile, n)
                     for i in i0..<i1 {

@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,6 +18,41 @@ public func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, alignment: In
         DispatchQueue.concurrentPerform(iterations: parts) { k in
             let lo = min(k * step, count), hi = min(lo + step, count)
             if lo < hi { work(lo..<hi) }
+        }
+    }
+}
+
+/// Runs `body(task, &state)` for every task in `0..<count` on all cores, each core taking the
+/// next task when it finishes one (so unequal tasks still balance) and keeping its own `state`
+/// from `makeState` (scratch buffers). Serial on one core or for a single task.
+///
+/// With `singleThreadedBLAS`, OpenBLAS runs one thread per call for the duration (restored
+/// afterwards): for tasks that make many small BLAS calls, one per core beats splitting each
+/// call over threads. The setting is process-global, so BLAS calls from other threads meanwhile
+/// also run single-threaded.
+public func parallelTasks<State>(_ count: Int, singleThreadedBLAS: Bool = false, state makeState: () -> State,
+                                 _ body: (Int, inout State) -> Void) {
+    let workers = min(Parallelism.cores, count)
+    if workers <= 1 {
+        var state = makeState()
+        for task in 0..<count { body(task, &state) }
+        return
+    }
+    let blasThreads = BLASThreads.count
+    if singleThreadedBLAS { BLASThreads.set(1) }
+    defer { if singleThreadedBLAS { BLASThreads.set(blasThreads) } }
+    let next = Atomic<Int>(0)
+    withoutActuallyEscaping(body) { escapableBody in
+        withoutActuallyEscaping(makeState) { escapableMake in
+            nonisolated(unsafe) let work = escapableBody, make = escapableMake  // within this call; tasks are disjoint
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                var state = make()
+                while true {
+                    let task = next.add(1, ordering: .relaxed).oldValue
+                    if task >= count { break }
+                    work(task, &state)
+                }
+            }
         }
     }
 }

@@ -162,22 +162,6 @@ struct LinearQuantizer {
         }
         return result
     }
-
-    /// Per column of `x` (`[tokens × in]`), `E[(x/s)²]`: the importance of each scaled column.
-    private func meanSquares(_ x: Matrix<Float>, dividedBy s: [Float]?) -> [Float] {
-        var sum = [Double](repeating: 0, count: x.cols)
-        x.storage.withUnsafeBufferPointer { p in
-            for r in 0..<x.rows {
-                let row = r * x.cols
-                for c in 0..<x.cols { sum[c] += Double(p[row + c] * p[row + c]) }
-            }
-        }
-        return (0..<x.cols).map { c in
-            let m = Float(sum[c] / Double(max(x.rows, 1)))
-            return s.map { m / ($0[c] * $0[c]) } ?? m
-        }
-    }
-
 }
 
 /// Per column of `x` (`[tokens × in]`), the mean of `x²`.

@@ -2,10 +2,11 @@ import Foundation
 import QuantCore
 import QuantPipeline
 
-// quantkit-bench [layer|awq|forward|model|all] [--quick] [--threads N] [--json FILE]
+// quantkit-bench [layer|awq|forward|block|model|all] [--quick] [--threads N] [--json FILE]
 //   layer    Hessian (in = 4096, 11008; 16,384 tokens), Cholesky inverse, GPTQ solves 4096×4096 / 4096×11008
 //   awq      AWQ searches at the LLaMA-7B MLP shape (8,192 tokens)
 //   forward  fixture forward pass, 2048-token windows
+//   block    one fixture block over the calibration tokens: linears, attention, Hessians
 //   model    whole-model quantization of the fixture per method
 // The fixture is $QUANTKIT_FIXTURE_DIR (default ~/.cache/quantkit/smollm2-135m); data from ../../shared.
 ProcessTuning.retainFreedMemory()
@@ -35,6 +36,9 @@ do {
     if what == "awq" || what == "all" { report(try AWQBenchmarks.run(sgemm: sgemm, tokens: quick ? 2048 : 8192, quick: quick)) }
     if what == "forward" || what == "all" {
         report(try ModelBenchmarks.forward(model: fixture, text: shared + "/data/eval.txt", windows: quick ? 2 : 8, sgemm: sgemm))
+    }
+    if what == "block" || what == "all" {
+        report(try BlockBenchmarks.run(model: fixture, calib: shared + "/data/calib.txt", sgemm: sgemm, samples: quick ? 16 : 128))
     }
     if what == "model" || what == "all" {
         report(try ModelBenchmarks.quantize(model: fixture, calib: shared + "/data/calib.txt",
