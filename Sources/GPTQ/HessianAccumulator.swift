@@ -117,29 +117,32 @@ public struct HessianAccumulator: Sendable {
     }
 
     /// The Hessian `2/n · Σ xᵀx` (`columns × columns`, symmetric, Double); all zeros when no
-    /// token was added.
+    /// token was added. The accumulator is empty afterwards.
     ///
-    /// Consuming: the running sum's buffer becomes `H` in place, so finishing a `d × d`
-    /// accumulation allocates nothing new (fresh pages are expensive on this kind of VM: about
-    /// 1–2 s per GiB first touched). A caller that keeps using its accumulator gets a copy.
-    public consuming func hessian() -> Matrix<Double> {
+    /// The running sum's buffer becomes `H` in place, so finishing a `d × d` accumulation
+    /// allocates and copies nothing. (A `consuming` method cannot promise that for a copyable
+    /// struct: a caller's variable still shares the buffer, and making `H` symmetric then copied
+    /// all `d²` Doubles — 1 GB and 2–5 s at d = 11008.)
+    public mutating func takeHessian() -> Matrix<Double> {
         flushPending()
         let d = columns
         let scale = tokens > 0 ? 2.0 / Double(tokens) : 0
         var storage: [Double] = []
         swap(&storage, &sum)
         partial = []
+        pending = []
+        tokens = 0
         if storage.isEmpty { return Matrix(rows: d, cols: d) }
-        storage.withUnsafeMutableBufferPointer { h in
+        var h = Matrix<Double>(rows: d, cols: d, storage: consume storage)  // consumed: symmetrize must not copy it
+        h.storage.withUnsafeMutableBufferPointer { p in
             let band = 64
             parallelTasks((d + band - 1) / band, state: {}) { b, _ in
                 for i in (b * band)..<min(d, (b + 1) * band) {
                     let row = i &* d
-                    for j in i..<d { h[row &+ j] *= scale }
+                    for j in i..<d { p[row &+ j] *= scale }
                 }
             }
         }
-        var h = Matrix<Double>(rows: d, cols: d, storage: storage)
         h.symmetrize(from: .upper)
         return h
     }

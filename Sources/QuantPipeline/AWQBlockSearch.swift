@@ -37,7 +37,7 @@ struct AWQBlockSearch {
         guard options.method == .awqGPTQ && options.awqSearchWithGPTQ else { return nil }
         var acc = HessianAccumulator(columns: xs.cols, name: name)
         try acc.add(xs)
-        let H = acc.hessian()
+        let H = acc.takeHessian()
         let cfg = options.gptqConfiguration
         return { weights, s in
             var h = H

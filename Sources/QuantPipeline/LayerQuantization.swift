@@ -16,6 +16,6 @@ public enum LayerQuantization {
                                          name: String = "layer") throws -> GPTQResult where S.Element == Matrix<Float> {
         var acc = HessianAccumulator(columns: weight.cols, name: name)
         for chunk in activations { try acc.add(chunk) }
-        return try GPTQSolver.quantize(weight: weight, hessian: acc.hessian(), configuration: configuration)
+        return try GPTQSolver.quantize(weight: weight, hessian: acc.takeHessian(), configuration: configuration)
     }
 }

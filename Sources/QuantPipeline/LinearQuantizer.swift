@@ -85,7 +85,7 @@ struct LinearQuantizer {
             // GPTQ needs every token; a measurement alone is made on the first whole windows.
             let rows = usesGPTQ ? x.rows : min(x.rows, max(1, options.errorTokens / sequenceLength) * sequenceLength)
             try x.storage.withUnsafeBufferPointer { p throws(GPTQError) in try acc.add(rows: p, count: rows) }
-            H = acc.hessian()
+            H = acc.takeHessian()
         }
         // GPTQ: one prepared Hessian (damping, act-order, U) per distinct input and scale basis.
         var prepared: [[Float]?: PreparedHessian] = [:]

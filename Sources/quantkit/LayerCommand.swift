@@ -63,7 +63,7 @@ struct LayerCommand: ParsableCommand {
             }
             var acc = HessianAccumulator(columns: weight.cols, name: "inputs")
             try acc.add(x)
-            gram = acc.hessian()
+            gram = acc.takeHessian()
         } else if file["hessian"] != nil {
             let h = try file.matrix("hessian")
             guard h.rows == weight.cols, h.cols == weight.cols else {

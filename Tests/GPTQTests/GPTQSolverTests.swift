@@ -10,7 +10,7 @@ import TestSupport
         let x = correlatedActivations(tokens: tokens, columns: cols, outliers: 2, rng: &rng)
         var acc = HessianAccumulator(columns: cols)
         try acc.add(x)
-        return (w, acc.hessian(), x)
+        return (w, acc.takeHessian(), x)
     }
 
     @Test func blockedSolverMatchesNaiveReferenceForEveryBlockSize() throws {
@@ -80,7 +80,7 @@ import TestSupport
         var acc = HessianAccumulator(columns: 16)
         try acc.add(x)
         let scheme = try QuantScheme(bits: 4, groupSize: 8, symmetric: false)
-        let r = try GPTQSolver.quantize(weight: w, hessian: acc.hessian(), configuration: GPTQConfiguration(scheme: scheme))
+        let r = try GPTQSolver.quantize(weight: w, hessian: acc.takeHessian(), configuration: GPTQConfiguration(scheme: scheme))
         #expect(r.diagnostics.deadColumns == 1)
         let d = r.quantized.dequantized()
         for o in 0..<4 { #expect(d[o, 5] == 0) }
@@ -141,12 +141,12 @@ import TestSupport
         var acc = HessianAccumulator(columns: 8)
         try acc.add(x)
         let scheme = try QuantScheme(bits: 4, groupSize: 4, symmetric: true)
-        let r = try GPTQSolver.quantize(weight: w, hessian: acc.hessian(), configuration: GPTQConfiguration(scheme: scheme))
+        let r = try GPTQSolver.quantize(weight: w, hessian: acc.takeHessian(), configuration: GPTQConfiguration(scheme: scheme))
         #expect(r.diagnostics.fallback == nil && r.diagnostics.failedDampingFractions.isEmpty)
         // Zero activations: no signal at all → RTN with the reason.
         var zero = HessianAccumulator(columns: 8)
         try zero.add(Matrix<Float>(rows: 16, cols: 8))
-        let z = try GPTQSolver.quantize(weight: w, hessian: zero.hessian(), configuration: GPTQConfiguration(scheme: scheme))
+        let z = try GPTQSolver.quantize(weight: w, hessian: zero.takeHessian(), configuration: GPTQConfiguration(scheme: scheme))
         #expect(z.diagnostics.fallback == .noCalibrationSignal)
         #expect(z.quantized == (try RoundToNearest.quantize(w, scheme: scheme)))
     }

@@ -13,8 +13,25 @@ import TestSupport
             var acc = HessianAccumulator(columns: 12, flushTokens: flush)
             for start in stride(from: 0, to: 50, by: chunk) { try acc.add(x.rows(start..<min(start + chunk, 50))) }
             #expect(acc.tokens == 50)
-            #expect(maxAbsDifference(acc.hessian().nested, reference) < 1e-4, "chunk \(chunk) flush \(flush)")
+            #expect(maxAbsDifference(acc.takeHessian().nested, reference) < 1e-4, "chunk \(chunk) flush \(flush)")
         }
+    }
+
+    /// Wide enough for the fold, scale and symmetrize to split into several 64-row bands; taking
+    /// the Hessian leaves the accumulator empty and ready for new tokens.
+    @Test func wideInputsAndTakingResetsTheAccumulator() throws {
+        var rng = SplitMix64(seed: 3)
+        let x = rng.gaussianMatrix(rows: 40, cols: 150), y = rng.gaussianMatrix(rows: 30, cols: 150)
+        func reference(_ m: Matrix<Float>) -> [[Double]] {
+            Naive.multiply(m.transposed().toDouble().nested, m.toDouble().nested).map { $0.map { 2 * $0 / Double(m.rows) } }
+        }
+        var acc = HessianAccumulator(columns: 150, flushTokens: 16)
+        try acc.add(x)
+        #expect(maxAbsDifference(acc.takeHessian().nested, reference(x)) < 1e-4)
+        #expect(acc.tokens == 0)
+        #expect(acc.takeHessian().nested.allSatisfy { $0.allSatisfy { $0 == 0 } })
+        try acc.add(y)
+        #expect(maxAbsDifference(acc.takeHessian().nested, reference(y)) < 1e-4)
     }
 
     @Test func maskedTokensNeverEnter() throws {
@@ -28,7 +45,7 @@ import TestSupport
         let rows = (0..<20).filter { mask[$0] }
         try kept.add(Matrix(rows: rows.count, cols: 6, storage: rows.flatMap { r in (0..<6).map { x[r, $0] } }))
         #expect(masked.tokens == rows.count)
-        #expect(maxAbsDifference(masked.hessian().nested, kept.hessian().nested) < 1e-5)
+        #expect(maxAbsDifference(masked.takeHessian().nested, kept.takeHessian().nested) < 1e-5)
     }
 
     @Test func nonFiniteActivationsNameTheLayer() {

@@ -71,7 +71,7 @@ enum BlockBenchmarks {
             let t = try Harness.time(repeats: 2) {
                 var acc = HessianAccumulator(columns: a.cols, name: "\(input)")
                 try acc.add(a)
-                _ = acc.hessian()
+                _ = acc.takeHessian()
             }
             rows.append(Row("\(tag) Hessian of \(input) (in = \(a.cols))", seconds: t, flops: n * Double(a.cols * a.cols), sgemm: sgemm))
         }
