@@ -62,9 +62,10 @@ enum BlockBenchmarks {
         let mlp = Harness.time(repeats: 2) { _ = block.mlpIntermediate(inputs[.mlpInput]!) }
         let gateUp = seconds[.gate]! + seconds[.up]!
         let linearSeconds = seconds.values.reduce(0, +)
-        rows.append(Row("\(tag) SiLU·up", seconds: mlp - gateUp, sgemm: sgemm))
+        rows.append(Row("\(tag) SiLU·up", seconds: mlp - gateUp, sgemm: sgemm, note: "difference of two timings: ±0.05 s noise"))
         let attentionCore = heads - qkvSeconds, silu = mlp - gateUp
-        rows.append(Row("\(tag) rest (norms, residuals, copies)", seconds: forward - linearSeconds - attentionCore - silu, sgemm: sgemm))
+        rows.append(Row("\(tag) rest (norms, residuals, copies)", seconds: forward - linearSeconds - attentionCore - silu, sgemm: sgemm,
+                        note: "forward minus the rows above: ±0.05 s noise"))
 
         for input in LinearInput.allCases {
             let a = inputs[input]!
