@@ -104,14 +104,7 @@ public struct HessianAccumulator: Sendable {
         partial.withUnsafeMutableBufferPointer { c in
             Float.syrk(.upper, .transpose, n: d, k: rows, alpha: 1, a: x, lda: d, beta: 0, c: c.baseAddress!, ldc: d)
             sum.withUnsafeMutableBufferPointer { s in
-                // The upper triangle in bands of 64 rows, taken by the cores in turn.
-                let band = 64
-                parallelTasks((d + band - 1) / band, state: {}) { b, _ in
-                    for i in (b * band)..<min(d, (b + 1) * band) {
-                        let row = i &* d
-                        for j in i..<d { s[row &+ j] += Double(c[row &+ j]) }
-                    }
-                }
+                Self.forEachUpperRow(d) { row, columns in for j in columns { s[row &+ j] += Double(c[row &+ j]) } }
             }
         }
     }
@@ -135,15 +128,18 @@ public struct HessianAccumulator: Sendable {
         if storage.isEmpty { return Matrix(rows: d, cols: d) }
         var h = Matrix<Double>(rows: d, cols: d, storage: consume storage)  // consumed: symmetrize must not copy it
         h.storage.withUnsafeMutableBufferPointer { p in
-            let band = 64
-            parallelTasks((d + band - 1) / band, state: {}) { b, _ in
-                for i in (b * band)..<min(d, (b + 1) * band) {
-                    let row = i &* d
-                    for j in i..<d { p[row &+ j] *= scale }
-                }
-            }
+            Self.forEachUpperRow(d) { row, columns in for j in columns { p[row &+ j] *= scale } }
         }
         h.symmetrize(from: .upper)
         return h
+    }
+
+    /// Calls `body(i·d, i..<d)` for every row `i` of the upper triangle of a `d × d` matrix, in
+    /// bands of 64 rows that the cores take in turn (rows near the top are longer).
+    private static func forEachUpperRow(_ d: Int, _ body: (_ rowStart: Int, _ columns: Range<Int>) -> Void) {
+        let band = 64
+        parallelTasks((d + band - 1) / band, state: {}) { b, _ in
+            for i in (b * band)..<min(d, (b + 1) * band) { body(i &* d, i..<d) }
+        }
     }
 }

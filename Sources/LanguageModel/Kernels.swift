@@ -5,21 +5,29 @@ enum Kernels {
     /// `e^x` for every element, in place; relative error below 2e-7 (a degree-6 polynomial on
     /// `[−ln2/2, ln2/2]` times `2^n`), inputs clamped to `[−87, 88]`. Vectorized without flags.
     static func exp(_ p: UnsafeMutableBufferPointer<Float>) {
-        typealias V = SIMD8<Float>
-        let n = p.count
+        let n = p.count, base = p.baseAddress!
         var i = 0
-        let base = p.baseAddress!
-        while i + 8 <= n {
-            let x = UnsafeRawPointer(base + i).loadUnaligned(as: V.self)
-            UnsafeMutableRawPointer(base + i).storeBytes(of: expV(x), as: V.self)
-            i += 8
+        while i < n {
+            let c = min(8, n - i)
+            store(expV(load(base + i, count: c)), base + i, count: c)
+            i += c
         }
-        if i < n {
-            var tail = V(repeating: 0)
-            for k in 0..<(n - i) { tail[k] = base[i + k] }
-            let r = expV(tail)
-            for k in 0..<(n - i) { base[i + k] = r[k] }
-        }
+    }
+
+    /// Up to eight floats from `p` (`count` of them; the other lanes are `fill`).
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>, count: Int, fill: Float = 0) -> SIMD8<Float> {
+        if count >= 8 { return UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+        var v = SIMD8<Float>(repeating: fill)
+        for k in 0..<count { v[k] = p[k] }
+        return v
+    }
+
+    /// The first `count` (up to eight) lanes of `v` into `p`.
+    @inline(__always)
+    static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, count: Int) {
+        if count >= 8 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self); return }
+        for k in 0..<count { p[k] = v[k] }
     }
 
     @inline(__always)
@@ -71,10 +79,9 @@ enum Kernels {
         }
         var total = sum.sum()
         if i < n {
-            var tail = V(repeating: -.infinity)
-            for j in i..<n { tail[j - i] = base[j] }
-            let e = expV(tail - shift)
-            for j in i..<n { base[j] = e[j - i]; total += e[j - i] }
+            let e = expV(load(base + i, count: n - i, fill: -.infinity) - shift)
+            store(e, base + i, count: n - i)
+            for k in 0..<(n - i) { total += e[k] }
         }
         if n < p.count { (base + n).update(repeating: 0, count: p.count - n) }
         return total
@@ -106,24 +113,16 @@ enum Kernels {
     /// `silu(gate) · up`, element-wise, into `gate`: `g / (1 + e^−g) · u`, one pass, eight
     /// elements at a time, one chunk of elements per core.
     static func siluMultiply(_ gate: inout Matrix<Float>, _ up: Matrix<Float>) {
-        typealias V = SIMD8<Float>
         gate.storage.withUnsafeMutableBufferPointer { g in
             up.storage.withUnsafeBufferPointer { u in
                 parallelChunks(g.count, minimumPerChunk: 1 << 16, alignment: 8) { chunk in
                     let gp = g.baseAddress!, up = u.baseAddress!
                     var i = chunk.lowerBound
                     while i < chunk.upperBound {
-                        let n = min(8, chunk.upperBound - i)
-                        var x = V(repeating: 0), y = V(repeating: 0)
-                        if n == 8 {
-                            x = UnsafeRawPointer(gp + i).loadUnaligned(as: V.self)
-                            y = UnsafeRawPointer(up + i).loadUnaligned(as: V.self)
-                        } else {
-                            for k in 0..<n { x[k] = gp[i + k]; y[k] = up[i + k] }
-                        }
-                        let r = x / (1 + expV(-x)) * y
-                        if n == 8 { UnsafeMutableRawPointer(gp + i).storeBytes(of: r, as: V.self) } else { for k in 0..<n { gp[i + k] = r[k] } }
-                        i += n
+                        let c = min(8, chunk.upperBound - i)
+                        let x = load(gp + i, count: c)
+                        store(x / (1 + expV(-x)) * load(up + i, count: c), gp + i, count: c)
+                        i += c
                     }
                 }
             }

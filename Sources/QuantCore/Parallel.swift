@@ -13,12 +13,9 @@ public func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, alignment: In
     let parts = min(Parallelism.cores, max(1, count / max(minimumPerChunk, 1)))
     if parts <= 1 { body(0..<count); return }
     let step = ((count + parts - 1) / parts + alignment - 1) / alignment * alignment
-    withoutActuallyEscaping(body) { escapable in
-        nonisolated(unsafe) let work = escapable  // runs only within this call, on disjoint chunks
-        DispatchQueue.concurrentPerform(iterations: parts) { k in
-            let lo = min(k * step, count), hi = min(lo + step, count)
-            if lo < hi { work(lo..<hi) }
-        }
+    parallelTasks(parts, state: {}) { k, _ in
+        let lo = min(k * step, count), hi = min(lo + step, count)
+        if lo < hi { body(lo..<hi) }
     }
 }
 

@@ -29,10 +29,8 @@ enum BlockBenchmarks {
         var inputs: [LinearInput: Matrix<Float>] = [:]
         var y = x
         block.forward(&y, sequenceLength: T, rope: rope) { input, a, _ in inputs[input] = a }
-        let linearFlops = BlockLinear.allCases.reduce(0.0) { s, l in
-            let w = block.weights[l]!
-            return s + 2 * n * Double(w.rows * w.cols)
-        }
+        func flops(_ l: BlockLinear) -> Double { 2 * n * Double(block.weights[l]!.rows * block.weights[l]!.cols) }
+        let linearFlops = BlockLinear.allCases.reduce(0.0) { $0 + flops($1) }
         // The useful work of causal attention: query t scores keys 0...t (QKᵀ and PV).
         let scored = Double(T * (T + 1) / 2)
         let attentionFlops = Double(samples) * scored * Double(c.headCount * c.headDimension) * 2 * 2
@@ -49,11 +47,10 @@ enum BlockBenchmarks {
             let w = block.weights[l]!
             let t = Harness.time(repeats: 2) { _ = block.apply(l, to: input) }
             seconds[l] = t
-            rows.append(Row("\(tag) \(l.shortName) [\(w.rows)×\(w.cols)]", seconds: t, flops: 2 * n * Double(w.rows * w.cols), sgemm: sgemm))
+            rows.append(Row("\(tag) \(l.shortName) [\(w.rows)×\(w.cols)]", seconds: t, flops: flops(l), sgemm: sgemm))
         }
         let h = inputs[.attentionInput]!
-        func size(_ l: BlockLinear) -> Int { block.weights[l]!.rows * block.weights[l]!.cols }
-        let qkv = 2 * n * Double(size(.q) + size(.k) + size(.v))
+        let qkv = flops(.q) + flops(.k) + flops(.v)
         let heads = Harness.time(repeats: 2) { _ = block.attentionHeads(h, sequenceLength: T, rope: rope) }
         let qkvSeconds = seconds[.q]! + seconds[.k]! + seconds[.v]!
         rows.append(Row("\(tag) RoPE + attention core", seconds: heads - qkvSeconds, flops: attentionFlops, sgemm: sgemm,
