@@ -5,14 +5,13 @@
 # two 2048-token windows of eval.txt stays within bounds that a broken pipeline would miss.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED="${QUANTKIT_SHARED:-$PWD/../shared}"
 MODEL="${QUANTKIT_FIXTURE_DIR:?set QUANTKIT_FIXTURE_DIR to the fixture folder}"
 BIN=.build/release/quantkit
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
 swift build -c release --product quantkit $(.ci/swift-flags) 2>&1 | tail -1
-ppl() { "$BIN" eval --model "$1" --text "$SHARED/data/eval.txt" --windows 2 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["perplexity"])'; }
+ppl() { "$BIN" eval --model "$1" --text "data/eval.txt" --windows 2 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["perplexity"])'; }
 
 fp=$(ppl "$MODEL")
 echo "fp16 perplexity (2 windows): $fp"
@@ -25,7 +24,7 @@ for spec in "rtn gptq-v2 --asym" "gptq gptq --sym" "gptq compressed-tensors --as
   case "$1" in awq*) extra="--awq-search-tokens 1024" ;; esac
   out="$WORK/$1-$2"
   start=$(date +%s)
-  "$BIN" quantize --model "$MODEL" --calib "$SHARED/data/calib.txt" --samples 16 --seqlen 256 --method "$1" --format "$2" "$3" \
+  "$BIN" quantize --model "$MODEL" --calib "data/calib.txt" --samples 16 --seqlen 256 --method "$1" --format "$2" "$3" \
       --group-size 64 --out "$out" $extra --quiet > "$WORK/log" || { cat "$WORK/log"; echo "FAIL: quantize $spec"; failed=1; continue; }
   "$BIN" verify "$out" --reference "$MODEL" || { echo "FAIL: verify $spec"; failed=1; continue; }
   p=$(ppl "$out")

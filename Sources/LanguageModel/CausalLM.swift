@@ -114,9 +114,14 @@ public final class CausalLM: @unchecked Sendable {
         return e
     }
 
-    /// Hidden states `[tokens × hidden]` of `tokens`.
+    /// Hidden states `[tokens × hidden]` of `tokens`. Reads the table without keeping it (a
+    /// quantization run never needs it again; 0.9 GB for a 152k-token vocabulary at hidden 1536)
+    /// unless ``embeddings()`` already holds it.
     public func embed(_ tokens: [Int32]) throws -> Matrix<Float> {
-        let e = try embeddings()
+        lock.lock()
+        let cached = embeddingTable
+        lock.unlock()
+        let e = try cached ?? Matrix(rows: config.vocabularySize, cols: config.hiddenSize, storage: try checkpoint.floats("model.embed_tokens.weight"))
         let h = config.hiddenSize
         var x = Matrix<Float>(rows: tokens.count, cols: h)
         for (t, id) in tokens.enumerated() {

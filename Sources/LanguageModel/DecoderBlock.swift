@@ -91,11 +91,29 @@ public struct DecoderBlock: Sendable {
         Kernels.linear(attentionHeads(h, sequenceLength: T, rope: rope), weights[.o]!, bias: biases[.o])
     }
 
+    /// Rows of `h` the MLP's gate and up projections take at a time: their two `rows × intermediate`
+    /// products are the largest temporaries of a calibration pass, so long inputs go through in
+    /// row chunks and only the `silu(gate)·up` result is kept whole.
+    public static let mlpChunkRows = 4096
+
     /// `silu(h·gateᵀ)·(h·upᵀ)`: the input of down_proj.
     public func mlpIntermediate(_ h: Matrix<Float>) -> Matrix<Float> {
-        var g = Kernels.linear(h, weights[.gate]!, bias: biases[.gate])
-        Kernels.siluMultiply(&g, Kernels.linear(h, weights[.up]!, bias: biases[.up]))
-        return g
+        func chunk(_ x: Matrix<Float>) -> Matrix<Float> {
+            var g = Kernels.linear(x, weights[.gate]!, bias: biases[.gate])
+            Kernels.siluMultiply(&g, Kernels.linear(x, weights[.up]!, bias: biases[.up]))
+            return g
+        }
+        if h.rows <= Self.mlpChunkRows { return chunk(h) }
+        var m = Matrix<Float>(rows: h.rows, cols: config.intermediateSize)
+        for start in stride(from: 0, to: h.rows, by: Self.mlpChunkRows) {
+            let part = chunk(h.rows(start..<min(start + Self.mlpChunkRows, h.rows)))
+            m.storage.withUnsafeMutableBufferPointer { dst in
+                part.storage.withUnsafeBufferPointer { src in
+                    (dst.baseAddress! + start * m.cols).update(from: src.baseAddress!, count: src.count)
+                }
+            }
+        }
+        return m
     }
 
     /// The whole MLP sub-layer on the normed input.

@@ -54,13 +54,8 @@ public func parallelTasks<State>(_ count: Int, singleThreadedBLAS: Bool = false,
     }
 }
 
-/// The number of cores the parallel loops use.
+/// The number of cores the parallel loops use: those this process may run on (affinity mask,
+/// container quota, `QUANTKIT_THREADS`), see ``SystemResources/cores``.
 public enum Parallelism {
-    public static let cores: Int = {
-        #if canImport(Glibc)
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        #else
-        return 1
-        #endif
-    }()
+    public static let cores: Int = SystemResources.current().cores
 }

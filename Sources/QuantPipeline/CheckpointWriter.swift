@@ -8,6 +8,12 @@ import SafeTensors
 /// up front (packed linears by their packed shapes, everything else as in the source), then
 /// tensors stream out in that order as blocks finish. The folder is assembled under a temporary
 /// name next to the destination and renamed into place by `finish`.
+///
+/// With a maximum shard size the slots are split, in order, into shards of at most that many
+/// bytes (a single tensor larger than it gets a shard of its own), named
+/// `model-00001-of-0000N.safetensors` and listed by `model.safetensors.index.json` (`metadata.total_size`
+/// and `weight_map`, as transformers writes and reads them); a checkpoint that fits in one shard
+/// is one `model.safetensors`, as transformers writes it.
 final class CheckpointWriter {
     private enum Slot {
         /// A tensor copied from the source; `layer` is its block (nil outside the blocks).
@@ -28,15 +34,20 @@ final class CheckpointWriter {
     private let format: PackFormat
     private let trivialGroupIndex: Bool
     private var slots: [Slot] = []
+    /// The shards: the slots each holds (consecutive) and their tensors' entries.
+    private var shards: [(file: String, slots: Range<Int>, entries: [SafeTensorsWriter.Entry])] = []
     private var cursor = 0
     private var pending: [String: [Tensor]] = [:]  // packed tensors by linear name
     private var overrides: [String: [Float]] = [:]  // replaced float tensors (AWQ-scaled norms)
-    private let writer: SafeTensorsWriter
+    private var writer: SafeTensorsWriter?
+    private var shardIndex = -1
+    private let metadata: [String: String]
 
     /// - Parameter quantized: whether a linear is quantized (others are copied unchanged).
     init(model: CausalLM, destination: String, format: PackFormat, scheme: QuantScheme, trivialGroupIndex: Bool,
-         metadata: [String: String], quantized: (Int, BlockLinear) -> Bool, overwrite: Bool) throws {
+         metadata: [String: String], quantized: (Int, BlockLinear) -> Bool, overwrite: Bool, maxShardBytes: Int? = nil) throws {
         self.model = model
+        self.metadata = metadata
         self.destination = destination
         self.format = format
         self.trivialGroupIndex = trivialGroupIndex
@@ -54,12 +65,12 @@ final class CheckpointWriter {
         // then everything else (final norm, lm_head, …).
         let ckpt = model.checkpoint
         var remaining = Set(ckpt.tensorNames)
-        var entries: [SafeTensorsWriter.Entry] = []
+        var slotEntries: [[SafeTensorsWriter.Entry]] = []
         var slotList: [Slot] = []
         func copy(_ name: String, layer: Int? = nil) throws {
             guard remaining.remove(name) != nil else { return }
             let info = try ckpt.info(name)
-            entries.append(.init(name: name, dtype: info.dtype, shape: info.shape))
+            slotEntries.append([.init(name: name, dtype: info.dtype, shape: info.shape)])
             slotList.append(.copy(name, layer: layer))
         }
         try copy("model.embed_tokens.weight")
@@ -71,8 +82,8 @@ final class CheckpointWriter {
                 let name = prefix + linear.rawValue
                 if quantized(layer, linear) {
                     let (o, n) = model.dimensions(linear)
-                    entries += try Packer.entries(format, prefix: name, outFeatures: o, inFeatures: n, scheme: scheme,
-                                                  trivialGroupIndex: trivialGroupIndex)
+                    slotEntries.append(try Packer.entries(format, prefix: name, outFeatures: o, inFeatures: n, scheme: scheme,
+                                                          trivialGroupIndex: trivialGroupIndex))
                     slotList.append(.packed(layer: layer, linear))
                     remaining.remove(name + ".weight")
                 } else {
@@ -82,7 +93,40 @@ final class CheckpointWriter {
         }
         for name in remaining.sorted() { try copy(name) }
         slots = slotList
-        writer = try SafeTensorsWriter(path: temporary + "/model.safetensors", entries: entries, metadata: metadata)
+        shards = Self.shards(slotEntries, maxBytes: maxShardBytes)
+    }
+
+    /// Splits the slots, in order, into shards of at most `maxBytes` (one shard when `nil`).
+    private static func shards(_ slotEntries: [[SafeTensorsWriter.Entry]], maxBytes: Int?) -> [(file: String, slots: Range<Int>, entries: [SafeTensorsWriter.Entry])] {
+        var ranges: [Range<Int>] = []
+        var start = 0, bytes = 0
+        for (i, entries) in slotEntries.enumerated() {
+            let size = entries.reduce(0) { $0 + $1.byteCount }
+            if let maxBytes, i > start, bytes + size > maxBytes {
+                ranges.append(start..<i)
+                start = i
+                bytes = 0
+            }
+            bytes += size
+        }
+        ranges.append(start..<slotEntries.count)
+        let n = ranges.count
+        return ranges.enumerated().map { k, r in
+            let file = n == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", k + 1, n)
+            return (file, r, Array(slotEntries[r].joined()))
+        }
+    }
+
+    /// The writer of the shard holding slot `cursor`, opened when its first slot comes up (the
+    /// previous shard is finished then).
+    private func shardWriter() throws -> SafeTensorsWriter {
+        if let writer, shards[shardIndex].slots.contains(cursor) { return writer }
+        try writer?.finish()
+        shardIndex += 1
+        let shard = shards[shardIndex]
+        let w = try SafeTensorsWriter(path: temporary + "/" + shard.file, entries: shard.entries, metadata: metadata)
+        writer = w
+        return w
     }
 
     /// Hands over a quantized linear; it is written when its slot comes up.
@@ -108,16 +152,17 @@ final class CheckpointWriter {
                     guard [.f32, .f16, .bf16].contains(info.dtype), values.count == info.elementCount else {
                         throw PipelineError.output("cannot replace \(name) (\(info.dtype.rawValue) \(info.shape)) by \(values.count) floats")
                     }
-                    try writer.write(Tensor(name: name, floats: values, shape: info.shape, dtype: info.dtype))
+                    try shardWriter().write(Tensor(name: name, floats: values, shape: info.shape, dtype: info.dtype))
                 } else {
-                    try writer.write(name, bytes: try f.rawBytes(name))
+                    try shardWriter().write(name, bytes: try f.rawBytes(name))
                 }
             case .packed(let layer, let linear):
                 let name = "model.layers.\(layer).\(linear.rawValue)"
                 guard let tensors = pending.removeValue(forKey: name) else {
                     throw PipelineError.output("internal: \(name) was not quantized before its block was written")
                 }
-                for t in tensors { try writer.write(t) }
+                let w = try shardWriter()
+                for t in tensors { try w.write(t) }
             }
             cursor += 1
         }
@@ -128,12 +173,18 @@ final class CheckpointWriter {
     func finish(configJSON: JSONValue, quantizeConfig: JSONValue?, report: (Int) throws -> Data) throws -> Int {
         try flush()
         guard cursor == slots.count, overrides.isEmpty else { throw PipelineError.output("internal: \(slots.count - cursor) tensors were never produced") }
-        try writer.finish()
+        try writer?.finish()
         let fm = FileManager.default
         func write(_ name: String, _ data: Data) throws {
             do { try data.write(to: URL(fileURLWithPath: temporary + "/" + name)) } catch {
                 throw PipelineError.output("cannot write \(name): \(error.localizedDescription)")
             }
+        }
+        if shards.count > 1 {
+            let total = shards.reduce(0) { $0 + $1.entries.reduce(0) { $0 + $1.byteCount } }
+            let map = shards.flatMap { shard in shard.entries.map { ($0.name, JSONValue.string(shard.file)) } }.sorted { $0.0 < $1.0 }
+            let index = JSONValue.object([("metadata", .object([("total_size", .number(Double(total)))])), ("weight_map", .object(map))])
+            try write("model.safetensors.index.json", Data(prettyJSON(index).utf8))
         }
         try write("config.json", Data(prettyJSON(configJSON).utf8))
         if let quantizeConfig { try write("quantize_config.json", Data(prettyJSON(quantizeConfig).utf8)) }

@@ -49,19 +49,17 @@ public enum QuantizationPipeline {
             catch { throw PipelineError.invalidOptions("\(linear.rawValue) [\(o)×\(n)]: \(error)") }
         }
 
-        // Calibration.
-        var hidden: Matrix<Float>? = nil
-        var calibrationTokens = 0
+        if calibrationFile != nil && options.sequenceLength > config.maxPositions {
+            throw PipelineError.invalidOptions("--seqlen \(options.sequenceLength) exceeds the model's max_position_embeddings (\(config.maxPositions))")
+        }
+        let estimate = MemoryEstimate(config: config, tokens: calibrationFile == nil ? 0 : options.samples * options.sequenceLength)
+        try checkMemory(estimate, options: options)
+        var text: String? = nil
         if let calibrationFile {
-            guard let text = try? String(contentsOfFile: calibrationFile, encoding: .utf8) else {
+            guard let t = try? String(contentsOfFile: calibrationFile, encoding: .utf8) else {
                 throw PipelineError.calibration("cannot read \(calibrationFile) as UTF-8 text")
             }
-            let tokenizer = try Tokenizer(path: modelDirectory + "/tokenizer.json")
-            let ids = tokenizer.encode(text)
-            let windows = try CalibrationSampler.windows(from: ids, samples: options.samples, length: options.sequenceLength, seed: options.seed)
-            calibrationTokens = windows.tokens.count
-            hidden = try model.embed(windows.tokens)
-            clock.note("calibration: \(options.samples) × \(options.sequenceLength) tokens from \(calibrationFile) (\(ids.count) tokens, seed \(options.seed))")
+            text = t
         }
 
         var ignore = ["lm_head"]
@@ -70,14 +68,26 @@ public enum QuantizationPipeline {
         let writer = try CheckpointWriter(model: model, destination: outputDirectory, format: options.format, scheme: options.scheme,
                                           trivialGroupIndex: !options.dynamicGroupIndex,
                                           metadata: ["format": "pt", "quantized_by": "quantkit \(QuantKitVersion.string)"],
-                                          quantized: quantized, overwrite: overwrite)
+                                          quantized: quantized, overwrite: overwrite, maxShardBytes: options.maxShardBytes)
         do {
+            // Calibration.
+            var hidden: Matrix<Float>? = nil
+            var calibrationTokens = 0
+            if let text, let calibrationFile {
+                let tokenizer = try Tokenizer(path: modelDirectory + "/tokenizer.json")
+                let ids = tokenizer.encode(text)
+                let windows = try CalibrationSampler.windows(from: ids, samples: options.samples, length: options.sequenceLength, seed: options.seed)
+                calibrationTokens = windows.tokens.count
+                hidden = try model.embed(windows.tokens)
+                clock.note("calibration: \(options.samples) × \(options.sequenceLength) tokens from \(calibrationFile) (\(ids.count) tokens, seed \(options.seed)); predicted peak memory \(formatByteCount(estimate.peak))")
+            }
             var layers: [LayerReport] = []
             var kept: [DecoderBlock] = []
             var passes = 0.0  // full forward passes over the calibration tokens (partial ones pro rata)
             let rope = RopeTables(config: config, length: options.sequenceLength)
             for layer in 0..<config.layerCount {
                 var block = try model.block(layer)
+                model.checkpoint.releaseResidentPages()  // the block is in float32 now; keep RSS to the working set
                 var results: [BlockLinear: QuantizedLinear] = [:]
                 var quantizer = LinearQuantizer(options: options, layer: layer, sequenceLength: options.sequenceLength, rope: rope,
                                                 isQuantized: { quantized(layer, $0) })
@@ -122,7 +132,7 @@ public enum QuantizationPipeline {
                 calibrationFile: calibrationFile, calibrationSamples: hidden == nil ? 0 : options.samples,
                 calibrationSequenceLength: options.sequenceLength, calibrationSeed: options.seed, calibrationTokens: calibrationTokens,
                 layers: layers, forwardPassesPerBlock: passes / Double(max(config.layerCount, 1)),
-                totalSeconds: 0, peakResidentBytes: nil, outputBytes: 0, blasThreads: BLASThreads.count)
+                totalSeconds: 0, peakResidentBytes: nil, estimatedPeakBytes: estimate.peak, outputBytes: 0, environment: BLASKernel.environment)
             let size = try writer.finish(configJSON: configJSON, quantizeConfig: qconfig.quantizeConfigJSON) { size in
                 report.outputBytes = size
                 report.totalSeconds = clock.elapsed
@@ -135,6 +145,23 @@ public enum QuantizationPipeline {
             writer.abandon()
             throw error
         }
+    }
+}
+
+extension QuantizationPipeline {
+    /// Refuses a run whose predicted peak exceeds the memory this process can use, naming the
+    /// options that lower it. `QUANTKIT_IGNORE_MEMORY_ESTIMATE=1` skips the check.
+    static func checkMemory(_ estimate: MemoryEstimate, options: QuantizeOptions) throws {
+        guard ProcessInfo.processInfo.environment["QUANTKIT_IGNORE_MEMORY_ESTIMATE"] != "1",
+              let usable = SystemResources.current().usableMemory, estimate.peak > usable else { return }
+        throw PipelineError.insufficientMemory("""
+            the run needs about \(formatByteCount(estimate.peak)) at its peak but \(formatByteCount(usable)) is available \
+            (\(options.samples) × \(options.sequenceLength) calibration tokens). Lower --samples or --seqlen: \
+            calibration activations take \(formatByteCount(estimate.hiddenStates + estimate.stageActivations)) and scale with their product. \
+            Estimate:
+            \(estimate.breakdown)
+            (QUANTKIT_IGNORE_MEMORY_ESTIMATE=1 runs anyway.)
+            """)
     }
 }
 

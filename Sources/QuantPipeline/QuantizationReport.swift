@@ -1,4 +1,5 @@
 import Foundation
+import QuantCore
 
 /// What happened to one linear layer.
 public struct LayerReport: Codable, Sendable {
@@ -44,8 +45,11 @@ public struct QuantizationReport: Codable, Sendable {
     public var forwardPassesPerBlock: Double
     public var totalSeconds: Double
     public var peakResidentBytes: Int?
+    /// The peak predicted before the run (`MemoryEstimate`).
+    public var estimatedPeakBytes: Int
     public var outputBytes: Int
-    public var blasThreads: Int
+    /// CPU, OpenBLAS core (and how it was chosen), threads: what the timings depend on.
+    public var environment: BLASKernel.Environment
 
     /// The report as pretty-printed JSON with snake_case keys.
     public func jsonData() throws -> Data {

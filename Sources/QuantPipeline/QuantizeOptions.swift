@@ -51,6 +51,8 @@ public struct QuantizeOptions: Sendable {
     public var errorTokens: Int
     /// GPTQ: range search of each group's grid (`nil`: plain min–max).
     public var gptqClip: MSEClipSearch?
+    /// Largest safetensors shard to write, in bytes (`nil`: one `model.safetensors`).
+    public var maxShardBytes: Int? = nil
 
     /// The defaults of the range searches and AWQ settings are the recommended ones (measured on
     /// SmolLM2-135M, see the README); act-order is off here because RTN and AWQ refuse it.
@@ -101,6 +103,7 @@ public struct QuantizeOptions: Sendable {
         if staticGroups && !actOrder { throw fail("static groups only matter with act-order") }
         if !(damping > 0 && damping < 1) { throw fail("--damp must be in (0, 1)") }
         if samples < 1 || sequenceLength < 2 { throw fail("--samples must be ≥ 1 and --seqlen ≥ 2") }
+        if let maxShardBytes, maxShardBytes < 1 << 20 { throw fail("--max-shard-size must be at least 1MB") }
         for pattern in skip {
             do { _ = try NSRegularExpression(pattern: pattern) } catch { throw fail("--skip '\(pattern)' is not a valid regular expression") }
         }
@@ -150,9 +153,12 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
     case invalidOptions(String)
     case calibration(String)
     case output(String)
+    /// The predicted peak exceeds the memory this process can use.
+    case insufficientMemory(String)
 
     public var description: String {
         switch self {
+        case .insufficientMemory(let s): return "not enough memory: \(s)"
         case .invalidOptions(let s): return "invalid options: \(s)"
         case .calibration(let s): return "calibration: \(s)"
         case .output(let s): return "output: \(s)"

@@ -96,5 +96,13 @@ public final class SafeTensorsCheckpoint: @unchecked Sendable {
     public func contains(_ name: String) -> Bool { weightMap[name] != nil }
 
     /// A floating-point tensor as `Float`s.
+    /// Drops the pages of every opened shard from the resident set (see
+    /// ``SafeTensorsFile/releaseResidentPages()``).
+    public func releaseResidentPages() {
+        lock.lock()
+        defer { lock.unlock() }
+        for file in files.values { file.releaseResidentPages() }
+    }
+
     public func floats(_ name: String) throws(SafeTensorsError) -> [Float] { try file(containing: name).floats(name) }
 }

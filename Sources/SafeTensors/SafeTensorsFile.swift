@@ -63,6 +63,16 @@ public final class SafeTensorsFile: @unchecked Sendable {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) }
     }
 
+    /// Drops this file's pages from the process's resident set (`madvise(MADV_DONTNEED)`); they
+    /// stay in the page cache and fault back in when read again. A quantization run that reads
+    /// each block's weights once calls this after every block, so its resident set holds the
+    /// working set rather than the whole checkpoint.
+    public func releaseResidentPages() {
+        #if os(Linux)
+        if let base { madvise(UnsafeMutableRawPointer(mutating: base), mappedLength, MADV_DONTNEED) }
+        #endif
+    }
+
     /// The entry of `name`, or `nil`.
     public subscript(name: String) -> TensorInfo? { index[name].map { tensors[$0] } }
 

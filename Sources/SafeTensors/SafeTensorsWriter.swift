@@ -19,7 +19,8 @@ public final class SafeTensorsWriter {
             self.dtype = dtype
             self.shape = shape
         }
-        var byteCount: Int { shape.reduce(1, *) * dtype.size }
+        /// Bytes of the tensor's data.
+        public var byteCount: Int { shape.reduce(1, *) * dtype.size }
     }
 
     /// Destination path.

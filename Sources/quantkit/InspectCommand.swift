@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuantPipeline
 import Packing
 import SafeTensors
 
@@ -44,9 +45,9 @@ struct InspectCommand: ParsableCommand {
             let shape = "[" + info.shape.map(String.init).joined(separator: ", ") + "]"
             print(name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
                   + info.dtype.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0) + "  "
-                  + shape.padding(toLength: 20, withPad: " ", startingAt: 0) + "  " + formatBytes(info.byteCount))
+                  + shape.padding(toLength: 20, withPad: " ", startingAt: 0) + "  " + formatByteCount(info.byteCount))
         }
-        print("\(rows.count) tensors, \(totalElements) elements, \(formatBytes(totalBytes))")
+        print("\(rows.count) tensors, \(totalElements) elements, \(formatByteCount(totalBytes))")
         if let quant { print("quantization_config: \(quant.serialized)") }
     }
 
@@ -66,11 +67,4 @@ struct InspectCommand: ParsableCommand {
         _ = try QuantizationConfig.parse(q)
         return q
     }
-}
-
-func formatBytes(_ n: Int) -> String {
-    if n < 1024 { return "\(n) B" }
-    if n < 1 << 20 { return String(format: "%.1f KiB", Double(n) / 1024) }
-    if n < 1 << 30 { return String(format: "%.1f MiB", Double(n) / 1048576) }
-    return String(format: "%.2f GiB", Double(n) / 1073741824)
 }

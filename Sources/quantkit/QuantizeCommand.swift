@@ -11,6 +11,21 @@ extension AWQSearchOptions.Grid: ExpressibleByArgument {}
 extension AWQClipMode: ExpressibleByArgument {}
 extension AWQSearchOrder: ExpressibleByArgument {}
 
+/// A size such as `5GB`, `500MB`, `2GiB` or a plain byte count (decimal units as transformers'
+/// `max_shard_size`, binary ones with `i`).
+struct ByteSize: ExpressibleByArgument {
+    var bytes: Int
+
+    init?(argument: String) {
+        let text = argument.trimmingCharacters(in: .whitespaces).uppercased()
+        let units: [(String, Int)] = [("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30), ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1)]
+        let (suffix, factor) = units.first { text.hasSuffix($0.0) } ?? ("", 1)
+        guard let value = Double(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value > 0,
+              value * Double(factor) < Double(Int.max) else { return nil }
+        bytes = Int(value * Double(factor))
+    }
+}
+
 /// `quantkit quantize`: a whole checkpoint, block by block.
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -97,6 +112,9 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .customLong("skip"), help: "Regular expression of linear names to leave unquantized (repeatable), e.g. 'layers\\.0\\.'.")
     var skip: [String] = []
 
+    @Option(name: .customLong("max-shard-size"), help: "Split the weights into safetensors shards of at most this size (e.g. 5GB, 500MB, as transformers' max_shard_size) with a model.safetensors.index.json. Default: one model.safetensors.")
+    var maxShardSize: ByteSize?
+
     @Flag(help: "Replace --out if it exists.")
     var force = false
 
@@ -112,10 +130,12 @@ struct QuantizeCommand: ParsableCommand {
     var staticGroups: Bool { actOrder && !dynamicGroups }
 
     func options() throws -> QuantizeOptions {
-        QuantizeOptions(method: method, scheme: try scheme.makeScheme(), format: resolvedFormat, actOrder: actOrder, staticGroups: staticGroups,
+        var options = QuantizeOptions(method: method, scheme: try scheme.makeScheme(), format: resolvedFormat, actOrder: actOrder, staticGroups: staticGroups,
                         damping: damp, samples: samples, sequenceLength: seqlen, seed: seed, skip: skip,
                         awqSearchTokens: awqSearchTokens, awqOrder: awqOrder, awqGrid: awqGrid, awqClip: awqClip, awqSearchWithGPTQ: !awqSearchRTN,
                         gptqClip: gptqClip.search)
+        options.maxShardBytes = maxShardSize?.bytes
+        return options
     }
 
     func validate() throws {
@@ -129,6 +149,6 @@ struct QuantizeCommand: ParsableCommand {
         let result = try QuantizationPipeline.run(modelDirectory: model, calibrationFile: calib, outputDirectory: out,
                                                   options: try options(), overwrite: force, quiet: quiet)
         print(result.report.summaryTable())
-        print("wrote \(out) (\(formatBytes(result.report.outputBytes)))")
+        print("wrote \(out) (\(formatByteCount(result.report.outputBytes)))")
     }
 }

@@ -6,10 +6,10 @@ import SafeTensors
 import TestSupport
 
 /// The forward pass on the real fixture against Hugging Face transformers' NLLs and top-5 ids.
-@Suite(.enabled(if: Fixtures.smolLM2 != nil, "SmolLM2 fixture not built (run .ci/run or ../shared/fixtures/smollm2/build.sh)"))
+@Suite(.enabled(if: Fixtures.smolLM2 != nil, "SmolLM2 fixture not built (run .ci/run or scripts/fixtures/build.sh smollm2-135m)"))
 struct ForwardReferenceTests {
     @Test func nextTokenNLLsMatchTransformers() throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.shared + "/fixtures/smollm2/reference/logits.json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.smolLM2File("reference-logits.json")))
         let ref = try JSONParser.parse([UInt8](data))
         func numbers(_ v: JSONValue?) -> [Double] {
             guard case .array(let a)? = v else { return [] }

@@ -6,10 +6,9 @@ import TestSupport
 
 /// Token ids identical to Hugging Face `tokenizers` on the fixture's reference vectors.
 @Suite struct TokenizerTests {
-    static let fixture = Fixtures.shared + "/fixtures/smollm2"
 
     static func reference() throws -> JSONValue {
-        let data = try Data(contentsOf: URL(fileURLWithPath: fixture + "/reference/tokenizer.json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.smolLM2File("reference-tokenizer.json")))
         return try JSONParser.parse([UInt8](data))
     }
 
@@ -21,7 +20,7 @@ import TestSupport
     /// `json.dumps(ids)` as Python writes it.
     static func pythonJSON(_ ids: [Int32]) -> String { "[" + ids.map(String.init).joined(separator: ", ") + "]" }
 
-    let tokenizer = try! Tokenizer(path: TokenizerTests.fixture + "/tokenizer.json")
+    let tokenizer = try! Tokenizer(path: Fixtures.smolLM2File("tokenizer.json"))
 
     @Test func sha256KnownAnswer() {
         #expect(sha256Hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
@@ -39,7 +38,7 @@ import TestSupport
 
     @Test func headOfEvalText() throws {
         let ref = try Self.reference()
-        let eval = try String(contentsOfFile: Fixtures.shared + "/data/eval.txt", encoding: .utf8)
+        let eval = try String(contentsOfFile: Fixtures.text("eval.txt"), encoding: .utf8)
         guard case .number(let chars)? = ref["eval_head_chars"] else { Issue.record("no eval_head_chars"); return }
         let head = String(eval.unicodeScalars.prefix(Int(chars)))
         #expect(tokenizer.encode(head) == Self.ids(ref["eval_head_ids"]))
@@ -49,7 +48,7 @@ import TestSupport
         let ref = try Self.reference()
         for (file, countKey, shaKey) in [("eval.txt", "eval_total_tokens", "eval_ids_sha256_json"),
                                          ("calib.txt", "calib_total_tokens", "calib_ids_sha256_json")] {
-            let text = try String(contentsOfFile: Fixtures.shared + "/data/" + file, encoding: .utf8)
+            let text = try String(contentsOfFile: Fixtures.text(file), encoding: .utf8)
             let ids = tokenizer.encode(text)
             guard case .number(let count)? = ref[countKey], case .string(let sha)? = ref[shaKey] else { Issue.record("missing \(countKey)"); continue }
             #expect(ids.count == Int(count), "\(file)")
@@ -61,7 +60,7 @@ import TestSupport
         // The hand-written GPT-2 split against the pattern run by NSRegularExpression.
         let pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
         let regex = PreTokenizer.split(try NSRegularExpression(pattern: pattern), removeMatches: false)
-        let eval = try String(contentsOfFile: Fixtures.shared + "/data/eval.txt", encoding: .utf8)
+        let eval = try String(contentsOfFile: Fixtures.text("eval.txt"), encoding: .utf8)
         let samples = [String(eval.prefix(30_000)), "a  b\t\t c \n\n  d  ", "it's we'll 'x ''s", "x😀y  ", "  ", "é 12", "\u{3000}日本 語"]
         for s in samples {
             #expect(PreTokenizer.gpt2.split([s[...]]).map(String.init) == regex.split([s[...]]).map(String.init), "\(s.prefix(40).debugDescription)")

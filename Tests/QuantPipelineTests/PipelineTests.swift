@@ -10,15 +10,15 @@ import TestSupport
 /// The whole pipeline on a tiny random model (with the fixture's real tokenizer): every method ×
 /// format writes a checkpoint that loads back to the same function as the in-memory result.
 @Suite struct PipelineTests {
-    static let tokenizer = Fixtures.shared + "/fixtures/smollm2/tokenizer.json"
+    static let tokenizer = Fixtures.smolLM2File("tokenizer.json")
     static let calibration: String = {
         let path = Fixtures.temporaryDirectory() + "/calib.txt"
-        let text = (try? String(contentsOfFile: Fixtures.shared + "/data/calib.txt", encoding: .utf8)) ?? ""
+        let text = (try? String(contentsOfFile: Fixtures.text("calib.txt"), encoding: .utf8)) ?? ""
         try? String(text.prefix(20_000)).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }()
     static let evalTokens: [Int32] = {
-        let text = (try? String(contentsOfFile: Fixtures.shared + "/data/eval.txt", encoding: .utf8)) ?? ""
+        let text = (try? String(contentsOfFile: Fixtures.text("eval.txt"), encoding: .utf8)) ?? ""
         return (try? Tokenizer(path: tokenizer))?.encode(String(text.prefix(3000))) ?? []
     }()
 

@@ -94,7 +94,7 @@ struct PythonInteropTests {
         #expect(python == (try swiftDescription(f)))
     }
 
-    @Test(.enabled(if: Fixtures.smolLM2 != nil, "SmolLM2 fixture not built (run .ci/run or ../shared/fixtures/smollm2/build.sh)"))
+    @Test(.enabled(if: Fixtures.smolLM2 != nil, "SmolLM2 fixture not built (run .ci/run or scripts/fixtures/build.sh smollm2-135m)"))
     func fixtureModelReadsIdenticallyToPython() throws {
         let path = Fixtures.smolLM2! + "/model.safetensors"
         let f = try SafeTensorsFile(path: path)

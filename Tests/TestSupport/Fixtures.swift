@@ -1,6 +1,6 @@
 import Foundation
 
-/// Locations of the real-model fixture and the shared data, and a Python with `safetensors`.
+/// Locations of the real-model fixture, the texts and reference files, and a Python with `safetensors`.
 public enum Fixtures {
     /// The SmolLM2-135M checkpoint folder: `$QUANTKIT_FIXTURE_DIR`, else
     /// `~/.cache/quantkit/smollm2-135m` (where `.ci/run` builds it).
@@ -10,18 +10,22 @@ public enum Fixtures {
         return FileManager.default.fileExists(atPath: dir + "/model.safetensors") ? dir : nil
     }
 
-    /// `../shared` relative to the package root (found from this source file's location).
-    public static var shared: String {
-        let here = URL(fileURLWithPath: #filePath)
-        return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared").path
+    /// The package root (found from this source file's location).
+    public static var repository: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
+
+    /// The calibration and evaluation texts: `data/calib.txt`, `data/eval.txt`.
+    public static func text(_ name: String) -> String { repository + "/data/" + name }
+
+    /// The SmolLM2 tokenizer and its reference vectors from transformers (`Tests/Fixtures/smollm2`).
+    public static func smolLM2File(_ name: String) -> String { repository + "/Tests/Fixtures/smollm2/" + name }
 
     /// A `python3` environment that can `import safetensors, numpy`, as (executable, PYTHONPATH).
     public static let python: (String, String)? = {
         let candidates = [
             "", ProcessInfo.processInfo.environment["SMOLLM2_CACHE"].map { $0 + "/pylib" } ?? "",
-            NSHomeDirectory() + "/.cache/smollm2-fixture/pylib",
+            NSHomeDirectory() + "/.cache/quantkit/pylib",
         ]
         for path in candidates {
             if let out = try? runPython("import safetensors, numpy; print('ok')", pythonPath: path), out.contains("ok") {

@@ -1,0 +1,63 @@
+import Foundation
+import LanguageModel
+import QuantCore
+
+/// The peak memory of a quantization run, predicted from the model's shape and the options before
+/// any work starts, so that a setting that cannot fit is refused at once with the option that
+/// lowers it (instead of an allocation failure an hour into the run).
+///
+/// The run holds, besides a fixed overhead: the calibration hidden states (`N × hidden`, `N` =
+/// samples × seqlen); at the attention stage the normed input, q, k, v and the heads' output; at
+/// the MLP stage the normed input, the `N × intermediate` input of down_proj and one chunk of the
+/// gate/up products (``DecoderBlock/mlpChunkRows``); the block's weights in float32 twice
+/// (checkpoint and quantized copies); and the widest input's Hessian in its three forms (the
+/// Double sum, the Float partial, the damped Double factor: 20 bytes per element, plus 8 for the
+/// solver's copy). The embedding table is read once, before the first block. Compared with the
+/// measured peak RSS of real runs in `docs/qwen2.5-coder-1.5b.md`.
+public struct MemoryEstimate: Sendable, Equatable {
+    public var calibrationTokens: Int
+    /// Bytes of each part, and the peak.
+    public var hiddenStates: Int
+    public var stageActivations: Int
+    public var blockWeights: Int
+    public var hessian: Int
+    public var embedding: Int
+    public var overhead: Int
+
+    public var peak: Int {
+        max(overhead + hiddenStates + embedding, overhead + hiddenStates + stageActivations + blockWeights + hessian)
+    }
+
+    public init(config c: ModelConfig, tokens n: Int) {
+        let f = MemoryLayout<Float>.size
+        let qd = c.headCount * c.headDimension, kvd = c.keyValueHeadCount * c.headDimension
+        let chunk = min(n, DecoderBlock.mlpChunkRows)
+        calibrationTokens = n
+        hiddenStates = n * c.hiddenSize * f
+        let attention = n * (c.hiddenSize + 2 * qd + 2 * kvd) * f
+        let mlp = n * (c.hiddenSize + c.intermediateSize) * f + 2 * chunk * c.intermediateSize * f
+        stageActivations = max(attention, mlp)
+        blockWeights = 2 * (2 * qd * c.hiddenSize + 2 * kvd * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize) * f
+        let widest = max(c.hiddenSize, qd, c.intermediateSize)
+        hessian = widest * widest * 28
+        embedding = c.vocabularySize * c.hiddenSize * f
+        overhead = 256 << 20
+    }
+
+    /// One line per part, for error messages and `--dry-run`.
+    public var breakdown: String {
+        [("calibration hidden states", hiddenStates), ("largest stage's activations", stageActivations),
+         ("block weights (float32, twice)", blockWeights), ("widest Hessian and its factor", hessian),
+         ("embedding table (first step only)", embedding), ("fixed overhead", overhead)]
+            .map { "  \($0.0): \(formatByteCount($0.1))" }.joined(separator: "\n")
+    }
+}
+
+/// `1.25 GiB`, `310.0 MiB`, `512 B`.
+public func formatByteCount(_ n: Int) -> String {
+    let d = Double(n)
+    if n >= 1 << 30 { return String(format: "%.2f GiB", d / Double(1 << 30)) }
+    if n >= 1 << 20 { return String(format: "%.1f MiB", d / Double(1 << 20)) }
+    if n >= 1 << 10 { return String(format: "%.1f KiB", d / Double(1 << 10)) }
+    return "\(n) B"
+}
