@@ -23,6 +23,8 @@ struct LinearQuantizer {
     var awqPlan: AWQBlockPlan? = nil
     /// The chosen AWQ ratio of every scaled linear so far (`.some(nil)`: identity), for reports.
     var ratios: [BlockLinear: Double?] = [:]
+    /// Where this block's quantization time went.
+    var phases = PhaseSeconds()
 
     /// What one stage produced.
     struct StageResult {
@@ -62,6 +64,7 @@ struct LinearQuantizer {
                 choice = c
             } else {
                 // Sequential order: the linear-absorbed mapping that starts here (v→o, up→down), then the norm-absorbed one.
+                let searchStart = ContinuousClock.now
                 let search = AWQBlockSearch(options: options, sequenceLength: sequenceLength, rope: rope, layer: layer)
                 let xs = searchSubset(x)
                 let intermediate = attention ? block.attentionHeads(xs, sequenceLength: sequenceLength, rope: rope) : block.mlpIntermediate(xs)
@@ -71,6 +74,7 @@ struct LinearQuantizer {
                     ratios[linearMapping.balanced] = c.candidate.ratio
                 }
                 choice = try search.normMapping(balanced: consumers, input: x, searchInput: xs, block: block)
+                phases.awqSearch += elapsedSeconds(since: searchStart)
             }
             for l in consumers { basis[l] = choice.scales; ratios[l] = choice.candidate.ratio }
             let norm = attention ? "input_layernorm" : "post_attention_layernorm"
@@ -84,8 +88,10 @@ struct LinearQuantizer {
             var acc = HessianAccumulator(columns: x.cols, name: "input of \(consumers.map { name($0) }.joined(separator: ", "))")
             // GPTQ needs every token; a measurement alone is made on the first whole windows.
             let rows = usesGPTQ ? x.rows : min(x.rows, max(1, options.errorTokens / sequenceLength) * sequenceLength)
+            let hessianStart = ContinuousClock.now
             try x.storage.withUnsafeBufferPointer { p throws(GPTQError) in try acc.add(rows: p, count: rows) }
             H = acc.takeHessian()
+            phases.hessians += elapsedSeconds(since: hessianStart)
         }
         // GPTQ: one prepared Hessian (damping, act-order, U) per distinct input and scale basis.
         var prepared: [[Float]?: PreparedHessian] = [:]
@@ -93,7 +99,9 @@ struct LinearQuantizer {
             for linear in consumers where prepared[basis[linear]] == nil {
                 var h = H
                 if let s = basis[linear] { scaleSymmetric(&h, by: s.map { 1 / Double($0) }) }
+                let factorStart = ContinuousClock.now
                 prepared[basis[linear]] = try PreparedHessian(h, configuration: options.gptqConfiguration)
+                phases.factorizations += elapsedSeconds(since: factorStart)
             }
         }
         // AWQ's weighted range search: E[x²] per input column, over every calibration token.
@@ -128,6 +136,7 @@ struct LinearQuantizer {
                     break
                 }
             }
+            let solveStart = ContinuousClock.now
             let q: QuantizedLinear
             if usesGPTQ, let p = prepared[s] {
                 let r = try GPTQSolver.quantize(weight: w, prepared: p, configuration: options.gptqConfiguration)
@@ -140,7 +149,12 @@ struct LinearQuantizer {
             }
             var effective = q.dequantized()
             if let s { AWQFolding.divideColumns(&effective, by: s) }
-            if let H { report.relativeError = OutputError.relative(original: original, quantized: effective, gram: H) }
+            phases.solves += elapsedSeconds(since: solveStart)
+            if let H {
+                let errorStart = ContinuousClock.now
+                report.relativeError = OutputError.relative(original: original, quantized: effective, gram: H)
+                phases.errors += elapsedSeconds(since: errorStart)
+            }
             block.weights[linear] = effective
             report.seconds = elapsedSeconds(since: t0) + sharedSeconds
             result.linears.append((linear, q, report))

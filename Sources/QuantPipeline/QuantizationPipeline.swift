@@ -71,6 +71,8 @@ public enum QuantizationPipeline {
                                           quantized: quantized, overwrite: overwrite, maxShardBytes: options.maxShardBytes)
         do {
             // Calibration.
+            var phases = PhaseSeconds()
+            let calibrationStart = ContinuousClock.now
             var hidden: Matrix<Float>? = nil
             var calibrationTokens = 0
             if let text, let calibrationFile {
@@ -79,6 +81,7 @@ public enum QuantizationPipeline {
                 let windows = try CalibrationSampler.windows(from: ids, samples: options.samples, length: options.sequenceLength, seed: options.seed)
                 calibrationTokens = windows.tokens.count
                 hidden = try model.embed(windows.tokens)
+                phases.calibration = elapsedSeconds(since: calibrationStart)
                 clock.note("calibration: \(options.samples) × \(options.sequenceLength) tokens from \(calibrationFile) (\(ids.count) tokens, seed \(options.seed)); predicted peak memory \(formatByteCount(estimate.peak))")
             }
             var layers: [LayerReport] = []
@@ -86,20 +89,28 @@ public enum QuantizationPipeline {
             var passes = 0.0  // full forward passes over the calibration tokens (partial ones pro rata)
             let rope = RopeTables(config: config, length: options.sequenceLength)
             for layer in 0..<config.layerCount {
+                let loadStart = ContinuousClock.now
                 var block = try model.block(layer)
                 model.checkpoint.releaseResidentPages()  // the block is in float32 now; keep RSS to the working set
+                phases.io += elapsedSeconds(since: loadStart)
                 var results: [BlockLinear: QuantizedLinear] = [:]
                 var quantizer = LinearQuantizer(options: options, layer: layer, sequenceLength: options.sequenceLength, rope: rope,
                                                 isQuantized: { quantized(layer, $0) })
                 if var x = hidden {
                     if options.usesAWQ && options.awqOrder == .autoawq {
                         clock.update(layer, of: config.layerCount, detail: "awq search")
+                        let searchStart = ContinuousClock.now
+                        defer { phases.awqSearch += elapsedSeconds(since: searchStart) }
                         let xs = quantizer.searchSubset(x)
                         quantizer.awqPlan = try AWQBlockSearch(options: options, sequenceLength: options.sequenceLength, rope: rope, layer: layer)
                             .plan(block: &block, searchInput: xs, isQuantized: { quantized(layer, $0) })
                         passes += Double(xs.rows) / Double(x.rows)
                     }
+                    let forwardStart = ContinuousClock.now
+                    var hookSeconds = 0.0
                     try block.forward(&x, sequenceLength: options.sequenceLength, rope: rope) { input, activations, blk in
+                        let hookStart = ContinuousClock.now
+                        defer { hookSeconds += elapsedSeconds(since: hookStart) }
                         clock.update(layer, of: config.layerCount, detail: "\(input.consumers.map(\.shortName).joined(separator: ","))")
                         let stage = try quantizer.quantize(input: input, activations: activations, block: &blk)
                         for (linear, q, report) in stage.linears {
@@ -108,6 +119,7 @@ public enum QuantizationPipeline {
                         }
                         for (name, values) in stage.normOverrides { writer.override(name, with: values) }
                     }
+                    phases.forward += elapsedSeconds(since: forwardStart) - hookSeconds
                     passes += 1
                     guard x.isFinite else { throw LanguageModelError.nonFiniteActivations("the output of block \(layer)") }
                     hidden = x
@@ -117,8 +129,11 @@ public enum QuantizationPipeline {
                         layers.append(report)
                     }
                 }
+                phases = phases + quantizer.phases
+                let writeStart = ContinuousClock.now
                 for (linear, q) in results { try writer.add(q, layer: layer, linear) }
                 try writer.flush(completedLayers: layer + 1)
+                phases.io += elapsedSeconds(since: writeStart)
                 if keepBlocks { kept.append(block) }
                 clock.update(layer + 1, of: config.layerCount)
             }
@@ -132,7 +147,7 @@ public enum QuantizationPipeline {
                 calibrationFile: calibrationFile, calibrationSamples: hidden == nil ? 0 : options.samples,
                 calibrationSequenceLength: options.sequenceLength, calibrationSeed: options.seed, calibrationTokens: calibrationTokens,
                 layers: layers, forwardPassesPerBlock: passes / Double(max(config.layerCount, 1)),
-                totalSeconds: 0, peakResidentBytes: nil, estimatedPeakBytes: estimate.peak, outputBytes: 0, environment: BLASKernel.environment)
+                totalSeconds: 0, phaseSeconds: phases, peakResidentBytes: nil, estimatedPeakBytes: estimate.peak, outputBytes: 0, environment: BLASKernel.environment)
             let size = try writer.finish(configJSON: configJSON, quantizeConfig: qconfig.quantizeConfigJSON) { size in
                 report.outputBytes = size
                 report.totalSeconds = clock.elapsed

@@ -22,6 +22,44 @@ public struct LayerReport: Codable, Sendable {
     public var seconds: Double
 }
 
+/// Wall time of a run by phase, in seconds (`phase_seconds` in the report).
+public struct PhaseSeconds: Codable, Sendable, Equatable {
+    /// Reading, tokenizing and sampling the calibration text, and embedding the windows.
+    public var calibration = 0.0
+    /// The blocks' forward passes, outside the quantization hooks.
+    public var forward = 0.0
+    /// AWQ scale searches (including their full-precision forward of the search tokens).
+    public var awqSearch = 0.0
+    /// Hessian accumulation (`Σ xᵀx`).
+    public var hessians = 0.0
+    /// Damping, act-order permutation and the Cholesky factor of `H⁻¹`.
+    public var factorizations = 0.0
+    /// GPTQ solves and RTN, with their range searches.
+    public var solves = 0.0
+    /// Measuring each linear's relative output error.
+    public var errors = 0.0
+    /// Loading block weights and writing the output.
+    public var io = 0.0
+
+    public init() {}
+
+    /// The sum of two runs' (or two blocks') phases.
+    /// `forward 12.3 s · hessians 4.5 s · …`, the phases that took any time.
+    public var summary: String {
+        [("calibration", calibration), ("forward", forward), ("awq search", awqSearch), ("hessians", hessians),
+         ("factorizations", factorizations), ("solves", solves), ("errors", errors), ("io", io)]
+            .filter { $0.1 >= 0.05 }.map { "\($0.0) " + String(format: "%.1f s", $0.1) }.joined(separator: " · ")
+    }
+
+    public static func + (a: PhaseSeconds, b: PhaseSeconds) -> PhaseSeconds {
+        var r = PhaseSeconds()
+        r.calibration = a.calibration + b.calibration; r.forward = a.forward + b.forward; r.awqSearch = a.awqSearch + b.awqSearch
+        r.hessians = a.hessians + b.hessians; r.factorizations = a.factorizations + b.factorizations; r.solves = a.solves + b.solves
+        r.errors = a.errors + b.errors; r.io = a.io + b.io
+        return r
+    }
+}
+
 /// `quantkit-report.json`: settings, per-layer results, totals, resources, versions.
 public struct QuantizationReport: Codable, Sendable {
     public var quantkitVersion: String
@@ -44,6 +82,7 @@ public struct QuantizationReport: Codable, Sendable {
     /// Forward passes over the calibration set per block (capture and replay counted).
     public var forwardPassesPerBlock: Double
     public var totalSeconds: Double
+    public var phaseSeconds: PhaseSeconds
     public var peakResidentBytes: Int?
     /// The peak predicted before the run (`MemoryEstimate`).
     public var estimatedPeakBytes: Int

@@ -149,6 +149,7 @@ struct QuantizeCommand: ParsableCommand {
         let result = try QuantizationPipeline.run(modelDirectory: model, calibrationFile: calib, outputDirectory: out,
                                                   options: try options(), overwrite: force, quiet: quiet)
         print(result.report.summaryTable())
+        print(String(format: "%.1f s: ", result.report.totalSeconds) + result.report.phaseSeconds.summary)
         print("wrote \(out) (\(formatByteCount(result.report.outputBytes)))")
     }
 }
