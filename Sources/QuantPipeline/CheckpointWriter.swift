@@ -42,6 +42,7 @@ final class CheckpointWriter {
     private var writer: SafeTensorsWriter?
     private var shardIndex = -1
     private let metadata: [String: String]
+    private let lock: DestinationLock
 
     /// - Parameter quantized: whether a linear is quantized (others are copied unchanged).
     init(model: CausalLM, destination: String, format: PackFormat, scheme: QuantScheme, trivialGroupIndex: Bool,
@@ -52,8 +53,13 @@ final class CheckpointWriter {
         self.format = format
         self.trivialGroupIndex = trivialGroupIndex
         let fm = FileManager.default
+        lock = try DestinationLock(destination: destination)
         if fm.fileExists(atPath: destination) && !overwrite {
             throw PipelineError.output("\(destination) already exists (pass --force to replace it)")
+        }
+        for stale in DestinationLock.leftovers(of: destination) {
+            FileHandle.standardError.write(Data("quantize: removing \(stale), left by an earlier run that did not finish\n".utf8))
+            try? fm.removeItem(atPath: stale)
         }
         temporary = destination.hasSuffix("/") ? String(destination.dropLast()) + ".partial-\(getpid())" : destination + ".partial-\(getpid())"
         try? fm.removeItem(atPath: temporary)
@@ -199,15 +205,19 @@ final class CheckpointWriter {
             size += ((try? fm.attributesOfItem(atPath: temporary + "/" + f)[.size]) as? Int) ?? 0
         }
         try write("quantkit-report.json", try report(size))
-        if fm.fileExists(atPath: destination) { try fm.removeItem(atPath: destination) }
-        do { try fm.moveItem(atPath: temporary, toPath: destination) } catch {
+        // With --force the old folder is exchanged for the new one in one step, then removed.
+        do { if try AtomicRename.replace(destination, with: temporary) { try? fm.removeItem(atPath: temporary) } } catch {
             throw PipelineError.output("cannot rename \(temporary) to \(destination): \(error.localizedDescription)")
         }
+        lock.release()
         return size
     }
 
     /// Removes the temporary folder (after a failure).
-    func abandon() { try? FileManager.default.removeItem(atPath: temporary) }
+    func abandon() {
+        try? FileManager.default.removeItem(atPath: temporary)
+        lock.release()
+    }
 }
 
 /// Indented JSON for config files (keys in their stored order).

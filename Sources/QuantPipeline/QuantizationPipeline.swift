@@ -27,8 +27,13 @@ public enum QuantizationPipeline {
     ///   - calibrationFile: plain text; required for every method but RTN (with RTN it only adds
     ///     per-layer error measurements).
     ///   - keepBlocks: also return the dequantized blocks.
+    ///   - stopRequested: checked before every block and every stage; a non-nil answer (the
+    ///     reason) stops the run with ``PipelineError/interrupted(signal:)``, leaving the
+    ///     destination as it was. The default answers SIGINT/SIGTERM (``Interruption``).
     public static func run(modelDirectory: String, calibrationFile: String?, outputDirectory: String, options: QuantizeOptions,
-                           overwrite: Bool = false, keepBlocks: Bool = false, quiet: Bool = false) throws -> Result {
+                           overwrite: Bool = false, keepBlocks: Bool = false, quiet: Bool = false,
+                           stopRequested: @escaping () -> String? = Interruption.pending) throws -> Result {
+        func checkStop() throws { if let why = stopRequested() { throw PipelineError.interrupted(signal: why) } }
         try options.validate()
         let clock = ProgressReporter("quantize: block", quiet: quiet)
         let model = try CausalLM(directory: modelDirectory)
@@ -89,6 +94,7 @@ public enum QuantizationPipeline {
             var passes = 0.0  // full forward passes over the calibration tokens (partial ones pro rata)
             let rope = RopeTables(config: config, length: options.sequenceLength)
             for layer in 0..<config.layerCount {
+                try checkStop()
                 let loadStart = ContinuousClock.now
                 var block = try model.block(layer)
                 model.checkpoint.releaseResidentPages()  // the block is in float32 now; keep RSS to the working set
@@ -111,6 +117,7 @@ public enum QuantizationPipeline {
                     try block.forward(&x, sequenceLength: options.sequenceLength, rope: rope) { input, activations, blk in
                         let hookStart = ContinuousClock.now
                         defer { hookSeconds += elapsedSeconds(since: hookStart) }
+                        try checkStop()
                         clock.update(layer, of: config.layerCount, detail: "\(input.consumers.map(\.shortName).joined(separator: ","))")
                         let stage = try quantizer.quantize(input: input, activations: activations, block: &blk)
                         for (linear, q, report) in stage.linears {

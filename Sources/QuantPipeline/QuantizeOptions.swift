@@ -155,10 +155,13 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
     case output(String)
     /// The predicted peak exceeds the memory this process can use.
     case insufficientMemory(String)
+    /// SIGINT or SIGTERM stopped the run; nothing was written to the destination.
+    case interrupted(signal: String)
 
     public var description: String {
         switch self {
         case .insufficientMemory(let s): return "not enough memory: \(s)"
+        case .interrupted(let s): return "interrupted by \(s): the run stopped cleanly and left the destination as it was (its temporary folder was removed)"
         case .invalidOptions(let s): return "invalid options: \(s)"
         case .calibration(let s): return "calibration: \(s)"
         case .output(let s): return "output: \(s)"

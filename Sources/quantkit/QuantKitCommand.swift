@@ -1,5 +1,6 @@
 import ArgumentParser
 import QuantCore
+import QuantPipeline
 
 @main
 struct QuantKitCommand: ParsableCommand {
@@ -12,6 +13,7 @@ struct QuantKitCommand: ParsableCommand {
     static func main() {
         BLASKernel.selectForExecutable()
         ProcessTuning.retainFreedMemory()
+        Interruption.installHandlers()
         do {
             var command = try parseAsRoot()
             try command.run()
