@@ -176,7 +176,7 @@ final class CheckpointWriter {
 
     /// Completes the weights, writes the JSON files next to them, copies the tokenizer and
     /// generation files, and renames the folder into place. Returns the output size in bytes.
-    func finish(configJSON: JSONValue, quantizeConfig: JSONValue?, report: (Int) throws -> Data) throws -> Int {
+    func finish(configJSON: JSONValue, quantizeConfig: JSONValue?, report: (_ bytes: Int, _ sha256: [String: String]) throws -> Data) throws -> Int {
         try flush()
         guard cursor == slots.count, overrides.isEmpty else { throw PipelineError.output("internal: \(slots.count - cursor) tensors were never produced") }
         try writer?.finish()
@@ -201,10 +201,12 @@ final class CheckpointWriter {
             try? fm.copyItem(atPath: model.directory + "/" + file, toPath: temporary + "/" + file)
         }
         var size = 0
-        for f in (try? fm.contentsOfDirectory(atPath: temporary)) ?? [] {
+        var digests: [String: String] = [:]
+        for f in ((try? fm.contentsOfDirectory(atPath: temporary)) ?? []).sorted() {
             size += ((try? fm.attributesOfItem(atPath: temporary + "/" + f)[.size]) as? Int) ?? 0
+            digests[f] = try SHA256.hex(ofFile: temporary + "/" + f)
         }
-        try write("quantkit-report.json", try report(size))
+        try write("quantkit-report.json", try report(size, digests))
         // With --force the old folder is exchanged for the new one in one step, then removed.
         do { if try AtomicRename.replace(destination, with: temporary) { try? fm.removeItem(atPath: temporary) } } catch {
             throw PipelineError.output("cannot rename \(temporary) to \(destination): \(error.localizedDescription)")

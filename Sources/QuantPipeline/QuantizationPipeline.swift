@@ -155,8 +155,9 @@ public enum QuantizationPipeline {
                 calibrationSequenceLength: options.sequenceLength, calibrationSeed: options.seed, calibrationTokens: calibrationTokens,
                 layers: layers, forwardPassesPerBlock: passes / Double(max(config.layerCount, 1)),
                 totalSeconds: 0, phaseSeconds: phases, peakResidentBytes: nil, estimatedPeakBytes: estimate.peak, outputBytes: 0, environment: BLASKernel.environment)
-            let size = try writer.finish(configJSON: configJSON, quantizeConfig: qconfig.quantizeConfigJSON) { size in
+            let size = try writer.finish(configJSON: configJSON, quantizeConfig: qconfig.quantizeConfigJSON) { size, digests in
                 report.outputBytes = size
+                report.outputSHA256 = digests
                 report.totalSeconds = clock.elapsed
                 report.peakResidentBytes = MemoryUsage.peakResidentBytes
                 return try report.jsonData()

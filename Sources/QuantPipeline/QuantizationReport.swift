@@ -87,6 +87,10 @@ public struct QuantizationReport: Codable, Sendable {
     /// The peak predicted before the run (`MemoryEstimate`).
     public var estimatedPeakBytes: Int
     public var outputBytes: Int
+    /// sha256 of every other file of the output folder, by name: two runs with the same inputs,
+    /// settings, thread count and BLAS kernels give the same digests (`quantkit-report.json`
+    /// itself differs in its timings).
+    public var outputSHA256: [String: String] = [:]
     /// CPU, OpenBLAS core (and how it was chosen), threads: what the timings depend on.
     public var environment: BLASKernel.Environment
 

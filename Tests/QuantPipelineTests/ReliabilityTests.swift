@@ -74,6 +74,25 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
     }
 
+    @Test(arguments: [QuantMethod.gptq, .awqGPTQ])
+    func twoRunsWriteIdenticalFiles(method: QuantMethod) throws {
+        let m = try Self.model(seed: 62)
+        let parent = Fixtures.temporaryDirectory()
+        var options = try CheckpointIOTests.options().with(method: method)
+        options.awqSearchTokens = 64
+        var digests: [[String: String]] = []
+        for run in 0..<2 {
+            let out = parent + "/q\(run)"
+            let r = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: PipelineTests.calibration, outputDirectory: out,
+                                                 options: options, quiet: true)
+            // The report's digests are those of the files on disk.
+            for (file, digest) in r.report.outputSHA256 { #expect(try SHA256.hex(ofFile: out + "/" + file) == digest, "\(file)") }
+            #expect(Set(r.report.outputSHA256.keys) == Set(Self.listing(out)).subtracting(["quantkit-report.json"]))
+            digests.append(r.report.outputSHA256)
+        }
+        #expect(digests[0] == digests[1] && digests[0]["model.safetensors"] != nil)
+    }
+
     @Test func atomicReplaceExchangesFolders() throws {
         let parent = Fixtures.temporaryDirectory()
         let a = parent + "/a", b = parent + "/b"
