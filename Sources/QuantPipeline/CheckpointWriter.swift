@@ -42,30 +42,27 @@ final class CheckpointWriter {
     private var writer: SafeTensorsWriter?
     private var shardIndex = -1
     private let metadata: [String: String]
-    private let lock: DestinationLock
 
-    /// - Parameter quantized: whether a linear is quantized (others are copied unchanged).
-    init(model: CausalLM, destination: String, format: PackFormat, scheme: QuantScheme, trivialGroupIndex: Bool,
-         metadata: [String: String], quantized: (Int, BlockLinear) -> Bool, overwrite: Bool, maxShardBytes: Int? = nil) throws {
+    /// Where the writer stands: the next slot, the shard it is in and how far that shard's
+    /// file got. Saved with each checkpoint of a run, to continue it later.
+    struct Position: Codable, Equatable {
+        var cursor: Int
+        var shard: Int
+        var file: SafeTensorsWriter.Position?
+    }
+
+    /// - Parameters:
+    ///   - directory: the work folder the output is assembled in (it becomes the destination in `finish`).
+    ///   - quantized: whether a linear is quantized (others are copied unchanged).
+    ///   - resuming: continue the files of an earlier run from this position.
+    init(model: CausalLM, directory: String, destination: String, format: PackFormat, scheme: QuantScheme, trivialGroupIndex: Bool,
+         metadata: [String: String], quantized: (Int, BlockLinear) -> Bool, maxShardBytes: Int? = nil, resuming: Position? = nil) throws {
         self.model = model
         self.metadata = metadata
         self.destination = destination
         self.format = format
         self.trivialGroupIndex = trivialGroupIndex
-        let fm = FileManager.default
-        lock = try DestinationLock(destination: destination)
-        if fm.fileExists(atPath: destination) && !overwrite {
-            throw PipelineError.output("\(destination) already exists (pass --force to replace it)")
-        }
-        for stale in DestinationLock.leftovers(of: destination) {
-            FileHandle.standardError.write(Data("quantize: removing \(stale), left by an earlier run that did not finish\n".utf8))
-            try? fm.removeItem(atPath: stale)
-        }
-        temporary = destination.hasSuffix("/") ? String(destination.dropLast()) + ".partial-\(getpid())" : destination + ".partial-\(getpid())"
-        try? fm.removeItem(atPath: temporary)
-        do { try fm.createDirectory(atPath: temporary, withIntermediateDirectories: true) } catch {
-            throw PipelineError.output("cannot create \(temporary): \(error.localizedDescription)")
-        }
+        temporary = directory
 
         // Slots: embeddings, then each block (its other tensors, then its linears in order),
         // then everything else (final norm, lm_head, …).
@@ -100,6 +97,29 @@ final class CheckpointWriter {
         for name in remaining.sorted() { try copy(name) }
         slots = slotList
         shards = Self.shards(slotEntries, maxBytes: maxShardBytes)
+        if let resuming {
+            guard resuming.cursor <= slots.count, resuming.shard < shards.count else {
+                throw PipelineError.output("the checkpoint in \(directory) does not fit this model's tensors")
+            }
+            cursor = resuming.cursor
+            shardIndex = resuming.shard
+            if let file = resuming.file { writer = try openShard(resuming.shard, at: file) }
+        }
+    }
+
+    /// The writer of shard `k` (its file assembled under a fixed hidden name in the work folder).
+    private func openShard(_ k: Int, at position: SafeTensorsWriter.Position? = nil) throws -> SafeTensorsWriter {
+        let shard = shards[k]
+        let w = try SafeTensorsWriter(path: temporary + "/" + shard.file, entries: shard.entries, metadata: metadata,
+                                      temporaryPath: temporary + "/." + shard.file + ".partial", resuming: position)
+        w.keepsUnfinishedFile = true  // the work folder is removed as a whole when a run is discarded
+        return w
+    }
+
+    /// Syncs the open shard and returns the position to resume from. Call after `flush`.
+    func checkpoint() throws -> Position {
+        try writer?.sync()
+        return Position(cursor: cursor, shard: shardIndex, file: writer?.position)
     }
 
     /// Splits the slots, in order, into shards of at most `maxBytes` (one shard when `nil`).
@@ -129,8 +149,7 @@ final class CheckpointWriter {
         if let writer, shards[shardIndex].slots.contains(cursor) { return writer }
         try writer?.finish()
         shardIndex += 1
-        let shard = shards[shardIndex]
-        let w = try SafeTensorsWriter(path: temporary + "/" + shard.file, entries: shard.entries, metadata: metadata)
+        let w = try openShard(shardIndex)
         writer = w
         return w
     }
@@ -211,14 +230,7 @@ final class CheckpointWriter {
         do { if try AtomicRename.replace(destination, with: temporary) { try? fm.removeItem(atPath: temporary) } } catch {
             throw PipelineError.output("cannot rename \(temporary) to \(destination): \(error.localizedDescription)")
         }
-        lock.release()
         return size
-    }
-
-    /// Removes the temporary folder (after a failure).
-    func abandon() {
-        try? FileManager.default.removeItem(atPath: temporary)
-        lock.release()
     }
 }
 

@@ -26,7 +26,7 @@ public enum Interruption {
     public static var signal: Int32? { received == 0 ? nil : received }
 
     /// The name of the signal received (`SIGINT`, `SIGTERM`), if any: the default stop
-    /// condition of ``QuantizationPipeline/run(modelDirectory:calibrationFile:outputDirectory:options:overwrite:keepBlocks:quiet:stopRequested:)``.
+    /// condition of `QuantizationPipeline.run`.
     @Sendable public static func pending() -> String? { signal.map(name(of:)) }
 
     static func name(of s: Int32) -> String { s == SIGINT ? "SIGINT" : s == SIGTERM ? "SIGTERM" : "signal \(s)" }

@@ -26,15 +26,21 @@ public enum QuantizationPipeline {
     /// - Parameters:
     ///   - calibrationFile: plain text; required for every method but RTN (with RTN it only adds
     ///     per-layer error measurements).
-    ///   - keepBlocks: also return the dequantized blocks.
+    ///   - keepBlocks: also return the dequantized blocks (not with `resume`).
+    ///   - resume: continue the interrupted run whose checkpoint is in `OUT.partial`, if the
+    ///     model, calibration text, settings and QuantKit version are the same (refused, naming
+    ///     what differs, otherwise); the output is byte-identical to an uninterrupted run's.
+    ///   - checkpointSeconds: save a checkpoint after a block when this long has passed since
+    ///     the last one (0: after every block). SIGINT/SIGTERM always save the last completed block.
     ///   - stopRequested: checked before every block and every stage; a non-nil answer (the
-    ///     reason) stops the run with ``PipelineError/interrupted(signal:)``, leaving the
+    ///     reason) stops the run with ``PipelineError/interrupted(signal:saved:)``, leaving the
     ///     destination as it was. The default answers SIGINT/SIGTERM (``Interruption``).
     public static func run(modelDirectory: String, calibrationFile: String?, outputDirectory: String, options: QuantizeOptions,
-                           overwrite: Bool = false, keepBlocks: Bool = false, quiet: Bool = false,
+                           overwrite: Bool = false, keepBlocks: Bool = false, quiet: Bool = false, resume: Bool = false,
+                           checkpointSeconds: Double = 60,
                            stopRequested: @escaping () -> String? = Interruption.pending) throws -> Result {
-        func checkStop() throws { if let why = stopRequested() { throw PipelineError.interrupted(signal: why) } }
         try options.validate()
+        if resume && keepBlocks { throw PipelineError.invalidOptions("keepBlocks cannot be combined with resume") }
         let clock = ProgressReporter("quantize: block", quiet: quiet)
         let model = try CausalLM(directory: modelDirectory)
         if model.quantization != nil { throw PipelineError.invalidOptions("\(modelDirectory) is already quantized") }
@@ -67,20 +73,46 @@ public enum QuantizationPipeline {
             text = t
         }
 
+        // The work folder: a fresh one, or the checkpoint of an interrupted run.
+        let work = try WorkFolder(destination: outputDirectory, overwrite: overwrite)
+        let fingerprint = RunFingerprint(model: model, options: options, calibrationText: text)
+        var saved: ResumeState? = nil
+        do {
+            if let state = work.savedState {
+                guard resume else {
+                    throw PipelineError.output("\(work.path) holds an interrupted run (\(state.completedLayers) of \(state.totalLayers) blocks done): pass --resume to continue it, or remove that folder to start over")
+                }
+                let differences = fingerprint.differences(from: state.fingerprint)
+                guard differences.isEmpty else {
+                    throw PipelineError.output("cannot resume the run in \(work.path): its \(differences.joined(separator: ", ")) differ from this run's; remove that folder to start over")
+                }
+                saved = state
+                clock.note("resuming after block \(state.completedLayers) of \(state.totalLayers) from \(work.path)")
+            } else {
+                if resume { clock.note("nothing to resume in \(work.path); starting from the first block") }
+                try work.startFresh()
+            }
+        } catch {
+            work.release()
+            throw error
+        }
+
         var ignore = ["lm_head"]
         for layer in 0..<config.layerCount { for l in BlockLinear.allCases where !quantized(layer, l) { ignore.append("model.layers.\(layer).\(l.rawValue)") } }
         let qconfig = options.quantizationConfig(ignore: ignore)
-        let writer = try CheckpointWriter(model: model, destination: outputDirectory, format: options.format, scheme: options.scheme,
-                                          trivialGroupIndex: !options.dynamicGroupIndex,
-                                          metadata: ["format": "pt", "quantized_by": "quantkit \(QuantKitVersion.string)"],
-                                          quantized: quantized, overwrite: overwrite, maxShardBytes: options.maxShardBytes)
+        var checkpointed = saved != nil
         do {
-            // Calibration.
-            var phases = PhaseSeconds()
-            let calibrationStart = ContinuousClock.now
+            let writer = try CheckpointWriter(model: model, directory: work.path, destination: work.destination, format: options.format,
+                                              scheme: options.scheme, trivialGroupIndex: !options.dynamicGroupIndex,
+                                              metadata: ["format": "pt", "quantized_by": "quantkit \(QuantKitVersion.string)"],
+                                              quantized: quantized, maxShardBytes: options.maxShardBytes, resuming: saved?.writer)
+            var phases = saved?.phases ?? PhaseSeconds()
             var hidden: Matrix<Float>? = nil
-            var calibrationTokens = 0
-            if let text, let calibrationFile {
+            var calibrationTokens = saved?.calibrationTokens ?? 0
+            if let saved {
+                if saved.hiddenRows > 0 { hidden = try work.loadHidden(saved) }
+            } else if let text, let calibrationFile {
+                let calibrationStart = ContinuousClock.now
                 let tokenizer = try Tokenizer(path: modelDirectory + "/tokenizer.json")
                 let ids = tokenizer.encode(text)
                 let windows = try CalibrationSampler.windows(from: ids, samples: options.samples, length: options.sequenceLength, seed: options.seed)
@@ -89,11 +121,36 @@ public enum QuantizationPipeline {
                 phases.calibration = elapsedSeconds(since: calibrationStart)
                 clock.note("calibration: \(options.samples) × \(options.sequenceLength) tokens from \(calibrationFile) (\(ids.count) tokens, seed \(options.seed)); predicted peak memory \(formatByteCount(estimate.peak))")
             }
-            var layers: [LayerReport] = []
+            var layers = saved?.layers ?? []
             var kept: [DecoderBlock] = []
-            var passes = 0.0  // full forward passes over the calibration tokens (partial ones pro rata)
+            var passes = saved?.forwardPasses ?? 0  // full forward passes over the calibration tokens (partial ones pro rata)
+            let previousSeconds = saved?.elapsedSeconds ?? 0
             let rope = RopeTables(config: config, length: options.sequenceLength)
-            for layer in 0..<config.layerCount {
+            var completed = saved?.completedLayers ?? 0
+            var lastCheckpoint = ContinuousClock.now
+            // The report's running totals as they stood when block `completed` was done.
+            var atCompletion = (layers: layers.count, passes: passes, phases: phases)
+            // Saves what a later run needs to continue after block `completed` (the writer has
+            // written every block before it).
+            func saveCheckpoint() throws {
+                guard completed > 0 else { return }
+                let state = ResumeState(fingerprint: fingerprint, completedLayers: completed, totalLayers: config.layerCount,
+                                        writer: try writer.checkpoint(), layers: Array(layers.prefix(atCompletion.layers)),
+                                        forwardPasses: atCompletion.passes, phases: atCompletion.phases,
+                                        elapsedSeconds: previousSeconds + clock.elapsed, calibrationTokens: calibrationTokens,
+                                        hiddenRows: hidden?.rows ?? 0, hiddenColumns: hidden?.cols ?? 0)
+                try work.save(state, hidden: hidden ?? Matrix(rows: 0, cols: 0))
+                checkpointed = true
+                lastCheckpoint = ContinuousClock.now
+            }
+            // A requested stop saves the last completed block first (unless it is saved already).
+            func checkStop() throws {
+                guard let why = stopRequested() else { return }
+                if work.savedState?.completedLayers != completed { try saveCheckpoint() }
+                throw PipelineError.interrupted(signal: why, saved: checkpointed ? "\(completed) of \(config.layerCount) blocks are saved in \(work.path)" : nil)
+            }
+            while completed < config.layerCount {
+                let layer = completed
                 try checkStop()
                 let loadStart = ContinuousClock.now
                 var block = try model.block(layer)
@@ -140,6 +197,9 @@ public enum QuantizationPipeline {
                 let writeStart = ContinuousClock.now
                 for (linear, q) in results { try writer.add(q, layer: layer, linear) }
                 try writer.flush(completedLayers: layer + 1)
+                completed = layer + 1
+                atCompletion = (layers.count, passes, phases)
+                if completed < config.layerCount && lastCheckpoint.duration(to: .now) >= .seconds(checkpointSeconds) { try saveCheckpoint() }
                 phases.io += elapsedSeconds(since: writeStart)
                 if keepBlocks { kept.append(block) }
                 clock.update(layer + 1, of: config.layerCount)
@@ -154,18 +214,23 @@ public enum QuantizationPipeline {
                 calibrationFile: calibrationFile, calibrationSamples: hidden == nil ? 0 : options.samples,
                 calibrationSequenceLength: options.sequenceLength, calibrationSeed: options.seed, calibrationTokens: calibrationTokens,
                 layers: layers, forwardPassesPerBlock: passes / Double(max(config.layerCount, 1)),
-                totalSeconds: 0, phaseSeconds: phases, peakResidentBytes: nil, estimatedPeakBytes: estimate.peak, outputBytes: 0, environment: BLASKernel.environment)
+                totalSeconds: 0, phaseSeconds: phases, peakResidentBytes: nil, estimatedPeakBytes: estimate.peak, outputBytes: 0,
+                environment: BLASKernel.environment)
+            report.resumedAfterBlock = saved?.completedLayers
+            work.removeCheckpoint()
             let size = try writer.finish(configJSON: configJSON, quantizeConfig: qconfig.quantizeConfigJSON) { size, digests in
                 report.outputBytes = size
                 report.outputSHA256 = digests
-                report.totalSeconds = clock.elapsed
+                report.totalSeconds = previousSeconds + clock.elapsed
                 report.peakResidentBytes = MemoryUsage.peakResidentBytes
                 return try report.jsonData()
             }
+            work.release()
             report.outputBytes = size
             return Result(report: report, blocks: keepBlocks ? kept : nil)
         } catch {
-            writer.abandon()
+            // A checkpointed run keeps its work folder for --resume; anything else leaves no trace.
+            if checkpointed { work.release() } else { work.discard() }
             throw error
         }
     }

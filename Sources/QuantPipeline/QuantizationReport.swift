@@ -81,9 +81,12 @@ public struct QuantizationReport: Codable, Sendable {
     public var layers: [LayerReport]
     /// Forward passes over the calibration set per block (capture and replay counted).
     public var forwardPassesPerBlock: Double
+    /// Wall time, including the earlier attempts of a resumed run.
     public var totalSeconds: Double
     public var phaseSeconds: PhaseSeconds
     public var peakResidentBytes: Int?
+    /// For a resumed run: the blocks its checkpoint had completed.
+    public var resumedAfterBlock: Int? = nil
     /// The peak predicted before the run (`MemoryEstimate`).
     public var estimatedPeakBytes: Int
     public var outputBytes: Int

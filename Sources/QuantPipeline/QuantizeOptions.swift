@@ -155,13 +155,16 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
     case output(String)
     /// The predicted peak exceeds the memory this process can use.
     case insufficientMemory(String)
-    /// SIGINT or SIGTERM stopped the run; nothing was written to the destination.
-    case interrupted(signal: String)
+    /// SIGINT or SIGTERM stopped the run; nothing was written to the destination. `saved`
+    /// says what a `--resume` run can continue from (nil: nothing was saved).
+    case interrupted(signal: String, saved: String?)
 
     public var description: String {
         switch self {
         case .insufficientMemory(let s): return "not enough memory: \(s)"
-        case .interrupted(let s): return "interrupted by \(s): the run stopped cleanly and left the destination as it was (its temporary folder was removed)"
+        case .interrupted(let s, let saved?):
+            return "interrupted by \(s): the destination was left as it was; \(saved). Run the same command with --resume to continue."
+        case .interrupted(let s, nil): return "interrupted by \(s) before the first block was complete: nothing was saved and the destination was left as it was"
         case .invalidOptions(let s): return "invalid options: \(s)"
         case .calibration(let s): return "calibration: \(s)"
         case .output(let s): return "output: \(s)"

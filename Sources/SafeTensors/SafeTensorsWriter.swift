@@ -30,13 +30,35 @@ public final class SafeTensorsWriter {
     private var next = 0
     private var fd: Int32
     private var finished = false
+    /// Bytes in the temporary file so far (header included).
+    public private(set) var offset = 0
+    /// Keep the temporary file when the writer is dropped unfinished (a resumable run's shard).
+    public var keepsUnfinishedFile = false
 
-    /// Creates the temporary file and writes the header.
+    /// How far an unfinished file got: enough to continue it in a later process.
+    public struct Position: Codable, Sendable, Equatable {
+        /// Tensors completely written.
+        public var entries: Int
+        /// File length after them.
+        public var offset: Int
+    }
+
+    /// Where the file stands now (meaningful after ``sync()``).
+    public var position: Position { Position(entries: next, offset: offset) }
+
+    /// Creates the temporary file and writes the header, or continues an unfinished one.
     ///
     /// The header is the JSON object `{"__metadata__": …, name: {dtype, shape, data_offsets}, …}`
     /// padded with spaces to a multiple of 8 bytes, as the reference implementation does.
-    /// - Throws: `.writerMisuse` for duplicate names, `.io` when the file cannot be created.
-    public init(path: String, entries: [Entry], metadata: [String: String] = [:]) throws(SafeTensorsError) {
+    /// - Parameters:
+    ///   - temporaryPath: where the file is assembled (default: a hidden, process-specific name
+    ///     next to `path`).
+    ///   - resuming: continue the temporary file from this position (its header must be the
+    ///     one these entries and metadata give; anything after `offset` is cut off).
+    /// - Throws: `.writerMisuse` for duplicate names, `.io` when the file cannot be created or a
+    ///   file to resume does not match.
+    public init(path: String, entries: [Entry], metadata: [String: String] = [:], temporaryPath: String? = nil,
+                resuming: Position? = nil) throws(SafeTensorsError) {
         self.path = path
         self.entries = entries
         var names = Set<String>()
@@ -45,36 +67,55 @@ public final class SafeTensorsWriter {
         }
         let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         let base = path.split(separator: "/").last.map(String.init) ?? path
-        temporaryPath = "\(dir)/.\(base).\(getpid()).tmp"
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else {
-            throw SafeTensorsError(file: path, fault: .io("cannot create \(temporaryPath): \(String(cString: strerror(errno)))"))
-        }
+        self.temporaryPath = temporaryPath ?? "\(dir)/.\(base).\(getpid()).tmp"
         var pairs: [(String, JSONValue)] = []
         if !metadata.isEmpty {
             pairs.append(("__metadata__", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
         }
-        var offset = 0
+        var end = 0
         for e in entries {
-            let end = offset + e.byteCount
             pairs.append((e.name, .object([
                 ("dtype", .string(e.dtype.rawValue)),
                 ("shape", .array(e.shape.map { .number(Double($0)) })),
-                ("data_offsets", .array([.number(Double(offset)), .number(Double(end))])),
+                ("data_offsets", .array([.number(Double(end)), .number(Double(end + e.byteCount))])),
             ])))
-            offset = end
+            end += e.byteCount
         }
         var header = Array(JSONValue.object(pairs).serialized.utf8)
         header.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - header.count % 8) % 8))
         var prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) }
         prefix.append(contentsOf: header)
+        if let resuming {
+            fd = open(self.temporaryPath, O_RDWR)
+            guard fd >= 0 else { throw SafeTensorsError(file: self.temporaryPath, fault: .io("cannot reopen to resume: \(String(cString: strerror(errno)))")) }
+            var existing = [UInt8](repeating: 0, count: prefix.count)
+            let got = existing.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, prefix.count, 0) }
+            let expectedOffset = prefix.count + entries.prefix(resuming.entries).reduce(0) { $0 + $1.byteCount }
+            guard got == prefix.count, existing == prefix, resuming.entries <= entries.count, resuming.offset == expectedOffset,
+                  ftruncate(fd, off_t(resuming.offset)) == 0, lseek(fd, off_t(resuming.offset), SEEK_SET) == off_t(resuming.offset) else {
+                close(fd)
+                throw SafeTensorsError(file: self.temporaryPath, fault: .io("the unfinished file does not match the position to resume from"))
+            }
+            next = resuming.entries
+            offset = resuming.offset
+            return
+        }
+        fd = open(self.temporaryPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw SafeTensorsError(file: path, fault: .io("cannot create \(self.temporaryPath): \(String(cString: strerror(errno)))"))
+        }
         try writeAll(prefix)
+    }
+
+    /// Forces what was written so far to disk (`fsync`).
+    public func sync() throws(SafeTensorsError) {
+        guard fsync(fd) == 0 else { throw SafeTensorsError(file: path, fault: .io("fsync failed: \(String(cString: strerror(errno)))")) }
     }
 
     deinit {
         if !finished {
             if fd >= 0 { close(fd) }
-            unlink(temporaryPath)
+            if !keepsUnfinishedFile { unlink(temporaryPath) }
         }
     }
 
@@ -88,6 +129,7 @@ public final class SafeTensorsWriter {
             }
             done += n
         }
+        offset += bytes.count
     }
 
     private func writeAll(_ bytes: [UInt8]) throws(SafeTensorsError) {

@@ -115,6 +115,12 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .customLong("max-shard-size"), help: "Split the weights into safetensors shards of at most this size (e.g. 5GB, 500MB, as transformers' max_shard_size) with a model.safetensors.index.json. Default: one model.safetensors.")
     var maxShardSize: ByteSize?
 
+    @Flag(help: "Continue the interrupted run whose checkpoint is in OUT.partial (same model, calibration, settings and QuantKit version); the output is byte-identical to an uninterrupted run's.")
+    var resume = false
+
+    @Option(name: .customLong("checkpoint-interval"), help: "Seconds between checkpoints (saved after a block; 0: after every block). SIGINT/SIGTERM always save the last completed block.")
+    var checkpointInterval: Double = 60
+
     @Flag(help: "Replace --out if it exists.")
     var force = false
 
@@ -143,11 +149,13 @@ struct QuantizeCommand: ParsableCommand {
         if staticGroupsFlag && dynamicGroups { throw ValidationError("--static-groups and --dynamic-groups are mutually exclusive") }
         do { try options().validate() } catch let e as PipelineError { throw ValidationError(e.description) }
         if method != .rtn && calib == nil { throw ValidationError("--calib is required for --method \(method.rawValue)") }
+        if !(checkpointInterval >= 0) { throw ValidationError("--checkpoint-interval must be ≥ 0 seconds") }
     }
 
     func run() throws {
         let result = try QuantizationPipeline.run(modelDirectory: model, calibrationFile: calib, outputDirectory: out,
-                                                  options: try options(), overwrite: force, quiet: quiet)
+                                                  options: try options(), overwrite: force, quiet: quiet, resume: resume,
+                                                  checkpointSeconds: checkpointInterval)
         print(result.report.summaryTable())
         print(String(format: "%.1f s: ", result.report.totalSeconds) + result.report.phaseSeconds.summary)
         print("wrote \(out) (\(formatByteCount(result.report.outputBytes)))")

@@ -14,31 +14,71 @@ import TestSupport
     /// Everything in `parent` (hidden files included).
     static func listing(_ parent: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []).sorted() }
 
-    @Test func stopPartWayLeavesTheDestinationAsItWas() throws {
+    @Test func stopPartWayKeepsACheckpointThatResumesToTheSameBytes() throws {
         let m = try Self.model(seed: 60)
         let parent = Fixtures.temporaryDirectory(), out = parent + "/q"
+        let options = try CheckpointIOTests.options()
+        func run(_ dir: String, resume: Bool = false, stopAt: Int? = nil, checkpointSeconds: Double = 1000) throws -> QuantizationReport {
+            var checks = 0
+            return try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: PipelineTests.calibration, outputDirectory: dir,
+                                                options: options, quiet: true, resume: resume, checkpointSeconds: checkpointSeconds,
+                                                stopRequested: { checks += 1; return checks == stopAt ? "test" : nil }).report
+        }
+        let reference = try run(parent + "/reference")
+        // Stopped at the 3rd check (inside block 0): nothing complete, nothing kept.
+        #expect(throws: PipelineError.interrupted(signal: "test", saved: nil)) { try run(out, stopAt: 3) }
+        #expect(Self.listing(parent) == ["reference"])
+        // Stopped at the 7th check (inside block 1): block 0 is saved although no checkpoint was due.
+        #expect(throws: PipelineError.interrupted(signal: "test", saved: "1 of 2 blocks are saved in \(out).partial")) { try run(out, stopAt: 7) }
+        #expect(Self.listing(parent) == ["q.partial", "reference"])
+        // Without --resume the checkpoint is not thrown away silently.
+        #expect(throws: PipelineError.self) { try run(out) }
+        // Resumed: the same files, byte for byte, and the same per-layer results.
+        let resumed = try run(out, resume: true)
+        #expect(resumed.resumedAfterBlock == 1)
+        #expect(resumed.outputSHA256 == reference.outputSHA256)
+        #expect(resumed.layers.map(\.relativeError) == reference.layers.map(\.relativeError))
+        #expect(Self.listing(parent) == ["q", "reference"])
+    }
+
+    @Test func resumeRefusesOtherSettingsAndTolerantlyStartsWithoutACheckpoint() throws {
+        let m = try Self.model(seed: 63)
+        let parent = Fixtures.temporaryDirectory(), out = parent + "/q"
         var checks = 0
-        // Stop at the 7th check: inside block 1's staged pass, after block 0 was written to the temporary file.
-        #expect(throws: PipelineError.interrupted(signal: "test")) {
+        #expect(throws: PipelineError.self) {
             try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: PipelineTests.calibration, outputDirectory: out,
                                          options: try CheckpointIOTests.options(), quiet: true,
-                                         stopRequested: { checks += 1; return checks >= 7 ? "test" : nil })
+                                         stopRequested: { checks += 1; return checks == 7 ? "test" : nil })
         }
-        #expect(checks == 7)
-        #expect(Self.listing(parent).isEmpty)  // no output, no temporary folder, no lock file
-        // An existing output survives a stopped --force run untouched.
-        let first = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: PipelineTests.calibration, outputDirectory: out,
-                                                 options: try CheckpointIOTests.options(), quiet: true)
+        var other = try CheckpointIOTests.options()
+        other.seed = 4
+        #expect {
+            try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: PipelineTests.calibration, outputDirectory: out,
+                                         options: other, quiet: true, resume: true)
+        } throws: { error in
+            guard case PipelineError.output(let message) = error else { return false }
+            return message.contains("quantization settings differ")
+        }
+        #expect(Self.listing(parent) == ["q.partial"])  // still there, for a resume with the right settings
+        // --resume with nothing to resume starts from the first block.
+        let fresh = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: PipelineTests.calibration, outputDirectory: parent + "/r",
+                                                 options: other, quiet: true, resume: true)
+        #expect(fresh.report.resumedAfterBlock == nil && fresh.report.layers.count == 14)
+    }
+
+    @Test func anEarlierStoppedRunIntoAnExistingOutputLeavesItUntouched() throws {
+        let m = try Self.model(seed: 64)
+        let parent = Fixtures.temporaryDirectory(), out = parent + "/q"
+        let options = try CheckpointIOTests.options().with(method: .rtn)
+        _ = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: nil, outputDirectory: out, options: options, quiet: true)
         let before = try Data(contentsOf: URL(fileURLWithPath: out + "/model.safetensors"))
-        checks = 0
+        var checks = 0
         #expect(throws: PipelineError.self) {
-            try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: nil, outputDirectory: out,
-                                         options: try CheckpointIOTests.options().with(method: .rtn), overwrite: true, quiet: true,
-                                         stopRequested: { checks += 1; return checks >= 2 ? "test" : nil })
+            try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: nil, outputDirectory: out, options: options,
+                                         overwrite: true, quiet: true, stopRequested: { checks += 1; return checks >= 2 ? "test" : nil })
         }
-        #expect(Self.listing(parent) == ["q"])
         #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/model.safetensors")) == before)
-        #expect(first.report.layers.count == 14)
+        #expect(Self.listing(parent) == ["q", "q.partial"])
     }
 
     @Test func secondRunIntoTheSameDestinationIsRefused() throws {
@@ -59,9 +99,9 @@ import TestSupport
     @Test func leftoversOfKilledRunsAreRemovedAndForceReplacesInOneStep() throws {
         let m = try Self.model(seed: 61)
         let parent = Fixtures.temporaryDirectory(), out = parent + "/q"
-        // What a SIGKILLed run leaves: a temporary folder with a partial file.
-        try FileManager.default.createDirectory(atPath: out + ".partial-999999", withIntermediateDirectories: true)
-        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: out + ".partial-999999/model.safetensors"))
+        // What a run killed before its first checkpoint leaves: a work folder with a partial file and no resume.json.
+        try FileManager.default.createDirectory(atPath: out + ".partial", withIntermediateDirectories: true)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: out + ".partial/.model.safetensors.partial"))
         let options = try CheckpointIOTests.options().with(method: .rtn)
         _ = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: nil, outputDirectory: out, options: options, quiet: true)
         #expect(Self.listing(parent) == ["q"])
