@@ -6,6 +6,7 @@
 # seconds, peak RSS, the predicted peak) and writes them to OUT/results.tsv.
 #
 #   scripts/qwen2.5-coder-1.5b.sh [OUT_DIR] [METHOD ...]     default: out/qwen2.5-coder-1.5b; rtn gptq awq awq-gptq
+#   GRIDS="asym" scripts/qwen2.5-coder-1.5b.sh …             only these grids (default: sym asym)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-out/qwen2.5-coder-1.5b}"; shift || true
@@ -19,10 +20,12 @@ mkdir -p "$OUT"
 "$BIN" env | tee "$OUT/env.txt"
 field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 ppl() { "$BIN" eval --model "$1" --text data/eval.txt --windows 4 --json > "$2"; field "$2" perplexity; }
-printf 'method\tgrid\tperplexity\tseconds\tpeak_rss_gib\tpredicted_gib\n' > "$OUT/results.tsv"
-printf 'fp16\t-\t%s\t-\t-\t-\n' "$(ppl "$MODEL" "$OUT/eval-fp16.json")" >> "$OUT/results.tsv"
+if [ ! -f "$OUT/results.tsv" ]; then
+  printf 'method\tgrid\tperplexity\tseconds\tpeak_rss_gib\tpredicted_gib\tphases\n' > "$OUT/results.tsv"
+  printf 'fp16\t-\t%s\t-\t-\t-\t-\n' "$(ppl "$MODEL" "$OUT/eval-fp16.json")" >> "$OUT/results.tsv"
+fi
 for method in $METHODS; do
-  for grid in sym asym; do
+  for grid in ${GRIDS:-sym asym}; do
     dir="$OUT/$method-w4g128-$grid"
     "$BIN" quantize --model "$MODEL" --calib data/calib.txt --out "$dir" --method "$method" --group-size 128 --"$grid" --force > "$OUT/$method-$grid.log"
     "$BIN" verify "$dir" --reference "$MODEL" > /dev/null
@@ -31,7 +34,8 @@ for method in $METHODS; do
     python3 - "$report" "$method" "$grid" "$p" >> "$OUT/results.tsv" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"{sys.argv[2]}\t{sys.argv[3]}\t{sys.argv[4]}\t{r['total_seconds']:.0f}\t{r['peak_resident_bytes'] / 2**30:.2f}\t{r['estimated_peak_bytes'] / 2**30:.2f}")
+phases = " ".join(f"{k}={v:.0f}" for k, v in r["phase_seconds"].items() if v >= 0.5)
+print(f"{sys.argv[2]}\t{sys.argv[3]}\t{sys.argv[4]}\t{r['total_seconds']:.0f}\t{r['peak_resident_bytes'] / 2**30:.2f}\t{r['estimated_peak_bytes'] / 2**30:.2f}\t{phases}")
 PY
     tail -1 "$OUT/results.tsv"
   done

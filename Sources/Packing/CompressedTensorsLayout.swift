@@ -5,7 +5,7 @@ import SafeTensors
 /// `[out, ceil(in·bits/32)]`, each row a dense LSB-first stream of the codes (the signed values
 /// offset by `2^(bits−1)`, i.e. QuantKit's unsigned codes); `weight_scale` `[out, groups]`;
 /// `weight_zero_point` int32 `[ceil(out·bits/32), groups]` packed along the output dimension
-/// (asymmetric only); `weight_shape` int32 `[out, in]`; `weight_g_idx` int32 `[in]` only for
+/// (asymmetric only); `weight_shape` int32 `[out, in]` (int64, as compressed-tensors writes it, is read too); `weight_g_idx` int32 `[in]` only for
 /// act-order with dynamic groups.
 enum CompressedTensorsLayout {
     static func pack(_ q: QuantizedLinear, prefix: String, includeGroupIndex: Bool) -> [Tensor] {
@@ -43,9 +43,11 @@ enum CompressedTensorsLayout {
     }
 
     static func unpack(packed: Tensor, scale: Tensor, zeroPoint: Tensor?, shape: Tensor, gIdx: Tensor?, scheme: QuantScheme) throws -> QuantizedLinear {
-        try Expect.tensor(shape, dtype: .i32, shape: [2])
-        let dims = shape.int32s
-        let out = Int(dims[0]), n = Int(dims[1])
+        // QuantKit writes int32; llm-compressor (compressed-tensors) writes int64.
+        guard shape.shape == [2], let dims = shape.integers else {
+            throw PackingError.malformed(tensor: shape.name, reason: "\(shape.dtype.rawValue) \(shape.shape), expected I32 or I64 [2]")
+        }
+        let out = dims[0], n = dims[1]
         guard out >= 0, n >= 0 else { throw PackingError.malformed(tensor: shape.name, reason: "negative dimension \(dims)") }
         let b = scheme.bits, groups = scheme.groupCount(columns: n)
         let wpr = BitPacking.wordCount(codes: n, bits: b)

@@ -48,6 +48,17 @@ public struct Tensor: Sendable, Equatable {
         return bytes.withUnsafeBytes { r in (0..<elementCount).map { r.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self) } }
     }
 
+    /// The elements of an I32 or I64 tensor as `Int` (`nil` for other dtypes).
+    public var integers: [Int]? {
+        bytes.withUnsafeBytes { r in
+            switch dtype {
+            case .i32: return (0..<elementCount).map { Int(r.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
+            case .i64: return (0..<elementCount).map { Int(r.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
+            default: return nil
+            }
+        }
+    }
+
     /// The elements as `Float` (dtype F32, F16 or BF16).
     public var floats: [Float] {
         bytes.withUnsafeBytes { r in

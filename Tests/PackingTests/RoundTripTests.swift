@@ -22,6 +22,25 @@ import TestSupport
         return q
     }
 
+    /// llm-compressor (compressed-tensors) stores `weight_shape` as int64 and scales as float32;
+    /// both read back to the same layer as QuantKit's own int32 / float16 tensors.
+    @Test func compressedTensorsAsLLMCompressorWritesThem() throws {
+        var rng = SplitMix64(seed: 12)
+        let scheme = try QuantScheme(bits: 4, groupSize: 64, symmetric: false)
+        let q = try randomLayer(out: 64, inFeatures: 192, scheme: scheme, actOrder: false, rng: &rng)
+        var tensors = Dictionary(uniqueKeysWithValues: try Packer.pack(q, format: .compressedTensors, prefix: "l").map { ($0.name, $0) })
+        let shape = tensors["l.weight_shape"]!
+        let dims = shape.int32s.map(Int64.init)
+        tensors["l.weight_shape"] = Tensor(name: "l.weight_shape", dtype: .i64, shape: [2], bytes: dims.withUnsafeBytes { Array($0) })
+        let scales = tensors["l.weight_scale"]!
+        tensors["l.weight_scale"] = Tensor(name: "l.weight_scale", floats: scales.floats, shape: scales.shape, dtype: .f32)
+        let back = try Packer.unpack(format: .compressedTensors, prefix: "l", scheme: scheme) { tensors[$0] }
+        #expect(back.codes == q.codes && back.scales == q.scales && back.zeros == q.zeros)
+        // Other integer widths are refused with the tensor's name.
+        tensors["l.weight_shape"] = Tensor(name: "l.weight_shape", dtype: .i16, shape: [2], bytes: [64, 0, 192, 0])
+        #expect(throws: PackingError.self) { try Packer.unpack(format: .compressedTensors, prefix: "l", scheme: scheme) { tensors[$0] } }
+    }
+
     @Test func everyFormatBitsAndGroupSizeRoundTrips() throws {
         var rng = SplitMix64(seed: 8)
         var cases = 0

@@ -125,6 +125,10 @@ import TestSupport
         // Halving the tokens lowers the activation parts by about half.
         let half = MemoryEstimate(config: c, tokens: 32_768)
         #expect(half.hiddenStates * 2 == e.hiddenStates && half.peak < e.peak)
+        // A LLaMA-3-8B shape at 128 × 512 tokens is predicted to fit in 24 GiB (13.2 GiB).
+        let llama8B = ModelConfig(hiddenSize: 4096, intermediateSize: 14336, layerCount: 32, headCount: 32, keyValueHeadCount: 8,
+                                  headDimension: 128, vocabularySize: 128_256)
+        #expect(MemoryEstimate(config: llama8B, tokens: 65_536).peak < 14 << 30)
     }
 
     @Test func chunkedMLPIntermediateEqualsTheWholeProduct() throws {
