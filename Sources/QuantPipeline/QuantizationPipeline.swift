@@ -128,6 +128,7 @@ public enum QuantizationPipeline {
             let rope = RopeTables(config: config, length: options.sequenceLength)
             var completed = saved?.completedLayers ?? 0
             var lastCheckpoint = ContinuousClock.now
+            var savedThrough = saved?.completedLayers ?? 0  // the blocks the newest checkpoint holds
             // The report's running totals as they stood when block `completed` was done.
             var atCompletion = (layers: layers.count, passes: passes, phases: phases)
             // Saves what a later run needs to continue after block `completed` (the writer has
@@ -141,12 +142,13 @@ public enum QuantizationPipeline {
                                         hiddenRows: hidden?.rows ?? 0, hiddenColumns: hidden?.cols ?? 0)
                 try work.save(state, hidden: hidden ?? Matrix(rows: 0, cols: 0))
                 checkpointed = true
+                savedThrough = completed
                 lastCheckpoint = ContinuousClock.now
             }
             // A requested stop saves the last completed block first (unless it is saved already).
             func checkStop() throws {
                 guard let why = stopRequested() else { return }
-                if work.savedState?.completedLayers != completed { try saveCheckpoint() }
+                if savedThrough != completed { try saveCheckpoint() }
                 throw PipelineError.interrupted(signal: why, saved: checkpointed ? "\(completed) of \(config.layerCount) blocks are saved in \(work.path)" : nil)
             }
             while completed < config.layerCount {
