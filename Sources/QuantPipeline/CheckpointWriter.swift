@@ -6,8 +6,8 @@ import SafeTensors
 
 /// Writes a quantized checkpoint folder while the pipeline runs: every tensor's slot is declared
 /// up front (packed linears by their packed shapes, everything else as in the source), then
-/// tensors stream out in that order as blocks finish. The folder is assembled under a temporary
-/// name next to the destination and renamed into place by `finish`.
+/// tensors stream out in that order as blocks finish. The folder is assembled in the run's work
+/// folder (`OUT.partial`, see `WorkFolder`) and renamed into place by `finish`.
 ///
 /// With a maximum shard size the slots are split, in order, into shards of at most that many
 /// bytes (a single tensor larger than it gets a shard of its own), named
@@ -29,7 +29,8 @@ final class CheckpointWriter {
     }
 
     let destination: String
-    let temporary: String
+    /// The work folder the output is assembled in.
+    let directory: String
     private let model: CausalLM
     private let format: PackFormat
     private let trivialGroupIndex: Bool
@@ -62,7 +63,7 @@ final class CheckpointWriter {
         self.destination = destination
         self.format = format
         self.trivialGroupIndex = trivialGroupIndex
-        temporary = directory
+        self.directory = directory
 
         // Slots: embeddings, then each block (its other tensors, then its linears in order),
         // then everything else (final norm, lm_head, …).
@@ -110,8 +111,8 @@ final class CheckpointWriter {
     /// The writer of shard `k` (its file assembled under a fixed hidden name in the work folder).
     private func openShard(_ k: Int, at position: SafeTensorsWriter.Position? = nil) throws -> SafeTensorsWriter {
         let shard = shards[k]
-        let w = try SafeTensorsWriter(path: temporary + "/" + shard.file, entries: shard.entries, metadata: metadata,
-                                      temporaryPath: temporary + "/." + shard.file + ".partial", resuming: position)
+        let w = try SafeTensorsWriter(path: directory + "/" + shard.file, entries: shard.entries, metadata: metadata,
+                                      temporaryPath: directory + "/." + shard.file + ".partial", resuming: position)
         w.keepsUnfinishedFile = true  // the work folder is removed as a whole when a run is discarded
         return w
     }
@@ -201,7 +202,7 @@ final class CheckpointWriter {
         try writer?.finish()
         let fm = FileManager.default
         func write(_ name: String, _ data: Data) throws {
-            do { try data.write(to: URL(fileURLWithPath: temporary + "/" + name)) } catch {
+            do { try data.write(to: URL(fileURLWithPath: directory + "/" + name)) } catch {
                 throw PipelineError.output("cannot write \(name): \(error.localizedDescription)")
             }
         }
@@ -217,18 +218,18 @@ final class CheckpointWriter {
         for file in (try? fm.contentsOfDirectory(atPath: model.directory)) ?? [] where !skip.contains(file) && !file.hasPrefix(".") {
             let ext = (file as NSString).pathExtension
             guard ["json", "jinja", "txt", "model", "tiktoken"].contains(ext) else { continue }
-            try? fm.copyItem(atPath: model.directory + "/" + file, toPath: temporary + "/" + file)
+            try? fm.copyItem(atPath: model.directory + "/" + file, toPath: directory + "/" + file)
         }
         var size = 0
         var digests: [String: String] = [:]
-        for f in ((try? fm.contentsOfDirectory(atPath: temporary)) ?? []).sorted() {
-            size += ((try? fm.attributesOfItem(atPath: temporary + "/" + f)[.size]) as? Int) ?? 0
-            digests[f] = try SHA256.hex(ofFile: temporary + "/" + f)
+        for f in ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
+            size += ((try? fm.attributesOfItem(atPath: directory + "/" + f)[.size]) as? Int) ?? 0
+            digests[f] = try SHA256.hex(ofFile: directory + "/" + f)
         }
         try write("quantkit-report.json", try report(size, digests))
         // With --force the old folder is exchanged for the new one in one step, then removed.
-        do { if try AtomicRename.replace(destination, with: temporary) { try? fm.removeItem(atPath: temporary) } } catch {
-            throw PipelineError.output("cannot rename \(temporary) to \(destination): \(error.localizedDescription)")
+        do { if try AtomicRename.replace(destination, with: directory) { try? fm.removeItem(atPath: directory) } } catch {
+            throw PipelineError.output("cannot rename \(directory) to \(destination): \(error.localizedDescription)")
         }
         return size
     }

@@ -4,9 +4,9 @@ import Glibc
 import Foundation
 
 /// A clean stop on SIGINT and SIGTERM: the first signal sets a flag that a long run checks
-/// between its steps (``check()``), so it can remove its temporary output and report how it
-/// ended; a second signal stops the process at once (what it leaves behind is found and
-/// removed by the next run into the same destination, see ``DestinationLock``).
+/// between its steps (``pending()``), so it can save its last completed block and report how
+/// it ended; a second signal stops the process at once (a later run finds what it left in the
+/// work folder: `--resume` continues from the last checkpoint).
 public enum Interruption {
     nonisolated(unsafe) private static var received: Int32 = 0
 
@@ -44,8 +44,7 @@ final class DestinationLock {
     /// - Throws: `PipelineError.output` when another process holds it (naming its pid) or the
     ///   lock file cannot be created.
     init(destination: String) throws {
-        let trimmed = destination.hasSuffix("/") ? String(destination.dropLast()) : destination
-        let url = URL(fileURLWithPath: trimmed)
+        let url = URL(fileURLWithPath: withoutTrailingSlash(destination))
         path = url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".quantkit-lock"
         while true {
             fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -79,10 +78,14 @@ final class DestinationLock {
     /// without cleaning up (killed, power loss). Only meaningful while the lock is held: no live
     /// run can own one then.
     static func leftovers(of destination: String) -> [String] {
-        let trimmed = destination.hasSuffix("/") ? String(destination.dropLast()) : destination
-        let url = URL(fileURLWithPath: trimmed)
+        let url = URL(fileURLWithPath: withoutTrailingSlash(destination))
         let parent = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".partial-"
         return ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [])
             .filter { $0.hasPrefix(prefix) }.sorted().map { parent + "/" + $0 }
     }
+}
+
+/// `out/` → `out`: one spelling of a destination for its lock, work folder and leftovers.
+func withoutTrailingSlash(_ path: String) -> String {
+    path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
 }

@@ -16,7 +16,7 @@ final class WorkFolder {
     /// Takes the destination's lock, refuses an existing destination unless `overwrite`, and
     /// removes the temporary folders of older QuantKit versions' killed runs (`DEST.partial-PID`).
     init(destination: String, overwrite: Bool) throws {
-        let trimmed = destination.hasSuffix("/") ? String(destination.dropLast()) : destination
+        let trimmed = withoutTrailingSlash(destination)
         self.destination = trimmed
         path = trimmed + ".partial"
         lock = try DestinationLock(destination: trimmed)
