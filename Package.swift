@@ -5,6 +5,8 @@ let package = Package(
     name: "QuantKit",
     platforms: [.macOS(.v14)],
     products: [
+        // `import QuantKit` re-exports every module below.
+        .library(name: "QuantKit", targets: ["QuantKit"]),
         .library(name: "QuantCore", targets: ["QuantCore"]),
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
         .library(name: "Packing", targets: ["Packing"]),
@@ -28,6 +30,8 @@ let package = Package(
         .target(name: "LanguageModel", dependencies: ["QuantCore", "SafeTensors", "Packing"]),
         .target(name: "QuantPipeline",
                 dependencies: ["QuantCore", "SafeTensors", "Packing", "GPTQ", "AWQ", "LanguageModel"]),
+        .target(name: "QuantKit",
+                dependencies: ["QuantCore", "SafeTensors", "Packing", "GPTQ", "AWQ", "LanguageModel", "QuantPipeline"]),
         .executableTarget(
             name: "quantkit",
             dependencies: [
@@ -35,6 +39,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "TestSupport", dependencies: ["QuantCore", "SafeTensors"], path: "Tests/TestSupport"),
+        .testTarget(name: "QuantKitTests", dependencies: ["QuantKit"]),
         .testTarget(name: "QuantCoreTests", dependencies: ["QuantCore", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "QuantCore", "TestSupport"]),
         .testTarget(name: "PackingTests", dependencies: ["Packing", "QuantCore", "SafeTensors", "TestSupport"]),

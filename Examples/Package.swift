@@ -7,19 +7,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     dependencies: [.package(name: "QuantKit", path: "..")],
     targets: [
-        .executableTarget(name: "QuantizeMatrix", dependencies: [
-            .product(name: "QuantCore", package: "QuantKit"), .product(name: "GPTQ", package: "QuantKit"),
-            .product(name: "AWQ", package: "QuantKit"), .product(name: "Packing", package: "QuantKit"),
-            .product(name: "SafeTensors", package: "QuantKit"), .product(name: "QuantPipeline", package: "QuantKit"),
-        ]),
-        .executableTarget(name: "QuantizeModel", dependencies: [
-            .product(name: "QuantCore", package: "QuantKit"), .product(name: "Packing", package: "QuantKit"),
-            .product(name: "QuantPipeline", package: "QuantKit"),
-        ]),
-        .executableTarget(name: "ReadPackedCheckpoint", dependencies: [
-            .product(name: "LanguageModel", package: "QuantKit"), .product(name: "Packing", package: "QuantKit"),
-            .product(name: "SafeTensors", package: "QuantKit"),
-        ]),
+        .executableTarget(name: "QuantizeMatrix", dependencies: [.product(name: "QuantKit", package: "QuantKit")]),
+        .executableTarget(name: "QuantizeModel", dependencies: [.product(name: "QuantKit", package: "QuantKit")]),
+        .executableTarget(name: "ReadPackedCheckpoint", dependencies: [.product(name: "QuantKit", package: "QuantKit")]),
     ],
     swiftLanguageModes: [.v6]
 )

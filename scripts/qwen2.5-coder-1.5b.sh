@@ -7,6 +7,7 @@
 #
 #   scripts/qwen2.5-coder-1.5b.sh [OUT_DIR] [METHOD ...]     default: out/qwen2.5-coder-1.5b; rtn gptq awq awq-gptq
 #   GRIDS="asym" scripts/qwen2.5-coder-1.5b.sh …             only these grids (default: sym asym)
+#   QUANTKIT_BIN=/path/to/quantkit scripts/qwen2.5-coder-1.5b.sh …   use this binary, build nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-out/qwen2.5-coder-1.5b}"; shift || true
@@ -14,8 +15,11 @@ METHODS="${*:-rtn gptq awq awq-gptq}"
 MODEL="${QWEN_FIXTURE_DIR:-$HOME/.cache/quantkit/qwen2.5-coder-1.5b}"
 bash .ci/setup >/dev/null
 bash scripts/fixtures/build.sh qwen2.5-coder-1.5b "$MODEL"
-swift build -c release --product quantkit $(.ci/swift-flags) 2>&1 | tail -1
-BIN=.build/release/quantkit
+BIN="${QUANTKIT_BIN:-}"
+if [ -z "$BIN" ]; then
+  swift build -c release --product quantkit $(.ci/swift-flags) 2>&1 | tail -1
+  BIN=.build/release/quantkit
+fi
 mkdir -p "$OUT"
 "$BIN" env | tee "$OUT/env.txt"
 field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }

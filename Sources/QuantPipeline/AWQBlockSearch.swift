@@ -34,6 +34,11 @@ struct AWQBlockSearch {
     /// before, measured 16.94 at W3 g64 asym against plain GPTQ's 16.79: the range search
     /// changes which scales help.) `nil`: RTN candidates (AWQ's own rule).
     func candidateQuantizer(input xs: Matrix<Float>, name: String) throws -> (([Matrix<Float>], [Float]) throws -> [Matrix<Float>])? {
+        try Self.candidateQuantizer(input: xs, name: name, options: options)
+    }
+
+    static func candidateQuantizer(input xs: Matrix<Float>, name: String,
+                                   options: QuantizeOptions) throws -> (([Matrix<Float>], [Float]) throws -> [Matrix<Float>])? {
         guard options.method == .awqGPTQ && options.awqSearchWithGPTQ else { return nil }
         var acc = HessianAccumulator(columns: xs.cols, name: name)
         try acc.add(xs)

@@ -8,9 +8,20 @@ import QuantCore
 public enum Comparison {
     /// Runs the comparison, writing each quantized checkpoint under `outputDirectory/<method>-w<bits>`
     /// and evaluating it from disk (so the numbers are those a user loading it gets).
+    /// - Parameter options: the settings of each run from its method and bit width — the same
+    ///   a `quantize` with those flags would use (every option is validated before the first run).
     public static func run(modelDirectory: String, calibrationFile: String, evalFile: String, methods: [QuantMethod], bits: [Int],
-                           base: QuantizeOptions, evalSequenceLength: Int, evalWindows: Int?, outputDirectory: String,
-                           log: ProgressReporter) throws -> ComparisonReport {
+                           options: (QuantMethod, Int) throws -> QuantizeOptions, evalSequenceLength: Int, evalWindows: Int?,
+                           outputDirectory: String, log: ProgressReporter) throws -> ComparisonReport {
+        var settings: [(Int, QuantMethod, QuantizeOptions)] = []
+        for b in bits {
+            for method in methods {
+                let o = try options(method, b)
+                do { try o.validate() } catch { throw PipelineError.invalidOptions("\(method.rawValue) W\(b): \(error)") }
+                settings.append((b, method, o))
+            }
+        }
+        guard let first = settings.first?.2 else { throw PipelineError.invalidOptions("compare needs at least one method and one bit width") }
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let tokenizer = try Tokenizer(path: modelDirectory + "/tokenizer.json")
         guard let text = try? String(contentsOfFile: evalFile, encoding: .utf8) else { throw PipelineError.calibration("cannot read \(evalFile)") }
@@ -22,36 +33,28 @@ public enum Comparison {
         let fpSize = fpModel.checkpoint.tensorNames.reduce(0) { $0 + ((try? fpModel.checkpoint.info($1).byteCount) ?? 0) }
         var runs: [ComparisonRun] = []
         var names: [String] = []
-        for b in bits {
-            for method in methods {
-                var options = base
-                options.method = method
-                options.scheme = try QuantScheme(bits: b, groupSize: base.scheme.groupSize, symmetric: base.scheme.symmetric,
-                                                 singleSignRule: base.scheme.singleSignRule)
-                let gptqLike = method == .gptq || method == .awqGPTQ
-                options.actOrder = gptqLike && base.actOrder
-                options.staticGroups = options.actOrder && base.staticGroups
-                let out = outputDirectory + "/\(method.rawValue)-w\(b)"
-                log.note("\(method.rawValue) W\(b): quantizing into \(out)")
-                let q = try QuantizationPipeline.run(modelDirectory: modelDirectory, calibrationFile: calibrationFile, outputDirectory: out,
-                                                     options: options, overwrite: true, quiet: false)
-                let model = try CausalLM(directory: out)
-                log.note("\(method.rawValue) W\(b): evaluating")
-                let r = try ModelRunner.perplexity(model, tokens: evalTokens, sequenceLength: evalSequenceLength, maxWindows: evalWindows)
-                log.note(String(format: "%@ W%d: perplexity %.3f (fp16 %.3f)", method.rawValue, b, r.perplexity, fp.perplexity))
-                let errors = q.report.layers.map(\.relativeError)
-                if names.isEmpty { names = q.report.layers.map(\.name) }
-                let known = errors.compactMap { $0 }
-                runs.append(ComparisonRun(method: method.rawValue, bits: b, perplexity: r.perplexity, deltaPerplexity: r.perplexity - fp.perplexity,
-                                          quantizeSeconds: q.report.totalSeconds, evalSeconds: r.seconds, sizeBytes: q.report.outputBytes,
-                                          peakResidentBytes: q.report.peakResidentBytes,
-                                          meanRelativeError: known.isEmpty ? nil : known.reduce(0, +) / Double(known.count),
-                                          layerErrors: errors, output: out))
-            }
+        for (b, method, options) in settings {
+            let out = outputDirectory + "/\(method.rawValue)-w\(b)"
+            log.note("\(method.rawValue) W\(b): quantizing into \(out)")
+            let q = try QuantizationPipeline.run(modelDirectory: modelDirectory, calibrationFile: calibrationFile, outputDirectory: out,
+                                                 options: options, overwrite: true, quiet: false)
+            let model = try CausalLM(directory: out)
+            log.note("\(method.rawValue) W\(b): evaluating")
+            let r = try ModelRunner.perplexity(model, tokens: evalTokens, sequenceLength: evalSequenceLength, maxWindows: evalWindows)
+            log.note(String(format: "%@ W%d: perplexity %.3f (fp16 %.3f)", method.rawValue, b, r.perplexity, fp.perplexity))
+            let errors = q.report.layers.map(\.relativeError)
+            if names.isEmpty { names = q.report.layers.map(\.name) }
+            let known = errors.compactMap { $0 }
+            runs.append(ComparisonRun(method: method.rawValue, bits: b, symmetric: options.scheme.symmetric,
+                                      format: options.format.rawValue, perplexity: r.perplexity, deltaPerplexity: r.perplexity - fp.perplexity,
+                                      quantizeSeconds: q.report.totalSeconds, evalSeconds: r.seconds, sizeBytes: q.report.outputBytes,
+                                      peakResidentBytes: q.report.peakResidentBytes,
+                                      meanRelativeError: known.isEmpty ? nil : known.reduce(0, +) / Double(known.count),
+                                      layerErrors: errors, output: out))
         }
         return ComparisonReport(quantkitVersion: QuantKitVersion.string, model: modelDirectory, calibration: calibrationFile, evaluation: evalFile,
-                                groupSize: base.scheme.configGroupSize, symmetric: base.scheme.symmetric, calibrationSamples: base.samples,
-                                calibrationSequenceLength: base.sequenceLength, evalSequenceLength: evalSequenceLength, evalWindows: fp.windows,
+                                groupSize: first.scheme.configGroupSize, calibrationSamples: first.samples,
+                                calibrationSequenceLength: first.sequenceLength, evalSequenceLength: evalSequenceLength, evalWindows: fp.windows,
                                 evalTokens: fp.tokens, fullPrecisionPerplexity: fp.perplexity, fullPrecisionSizeBytes: fpSize,
                                 layerNames: names, runs: runs)
     }

@@ -4,6 +4,9 @@ import Foundation
 public struct ComparisonRun: Codable, Sendable {
     public var method: String
     public var bits: Int
+    /// The grid (each method's recommended one unless `--sym`/`--asym` was given) and layout.
+    public var symmetric: Bool
+    public var format: String
     public var perplexity: Double
     /// Perplexity minus the full-precision perplexity.
     public var deltaPerplexity: Double
@@ -24,7 +27,6 @@ public struct ComparisonReport: Codable, Sendable {
     public var calibration: String
     public var evaluation: String
     public var groupSize: Int
-    public var symmetric: Bool
     public var calibrationSamples: Int
     public var calibrationSequenceLength: Int
     public var evalSequenceLength: Int
@@ -44,13 +46,18 @@ public struct ComparisonReport: Codable, Sendable {
 
     /// The Markdown table of the README: method, bits, perplexity, Δ vs FP, seconds, size.
     public func table() -> String {
-        var lines = ["| method | bits | perplexity | Δ vs FP | quantize s | size on disk |", "|---|---|---|---|---|---|"]
-        lines.append(String(format: "| fp16 | 16 | %.3f | – | – | %.1f MiB |", fullPrecisionPerplexity, Double(fullPrecisionSizeBytes) / 1_048_576))
+        var lines = ["| method | bits | grid | format | perplexity | Δ vs FP | quantize s | size on disk |", "|---|---|---|---|---|---|---|---|"]
+        lines.append(String(format: "| fp16 | 16 | – | – | %.3f | – | – | %.1f MiB |", fullPrecisionPerplexity, Double(fullPrecisionSizeBytes) / 1_048_576))
         for r in runs {
-            lines.append(String(format: "| %@ | %d | %.3f | %+.3f | %.0f | %.1f MiB |", r.method, r.bits, r.perplexity, r.deltaPerplexity,
-                                r.quantizeSeconds, Double(r.sizeBytes) / 1_048_576))
+            lines.append(String(format: "| %@ | %d | %@ | %@ | %.3f | %+.3f | %.0f | %.1f MiB |", r.method, r.bits, r.symmetric ? "sym" : "asym",
+                                r.format, r.perplexity, r.deltaPerplexity, r.quantizeSeconds, Double(r.sizeBytes) / 1_048_576))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// `sym`, `asym`, or `sym/asym` when the methods used different grids.
+    var gridLabel: String {
+        Set(runs.map(\.symmetric)).sorted { $0 && !$1 }.map { $0 ? "sym" : "asym" }.joined(separator: "/")
     }
 
     /// Two panels: perplexity by method and bits (bars, the FP16 level as a line), and the
@@ -65,7 +72,7 @@ public struct ComparisonReport: Codable, Sendable {
         var svg = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(2 * panel + 4 * margin))" font-family="Helvetica, Arial, sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
-        <text x="\(Int(width / 2))" y="24" text-anchor="middle" font-size="16" font-weight="bold">\(esc((model as NSString).lastPathComponent)): perplexity on \(esc((evaluation as NSString).lastPathComponent)) (\(evalTokens) tokens), g\(groupSize) \(symmetric ? "sym" : "asym")</text>
+        <text x="\(Int(width / 2))" y="24" text-anchor="middle" font-size="16" font-weight="bold">\(esc((model as NSString).lastPathComponent)): perplexity on \(esc((evaluation as NSString).lastPathComponent)) (\(evalTokens) tokens), g\(groupSize) \(gridLabel)</text>
 
         """
         // Panel 1: perplexity bars, log-scaled so 3-bit outliers do not flatten the 4-bit bars.

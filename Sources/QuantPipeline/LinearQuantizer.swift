@@ -111,53 +111,25 @@ struct LinearQuantizer {
         for linear in consumers {
             let t0 = ContinuousClock.now
             let original = block.weights[linear]!
-            var w = original
             let s = basis[linear]
-            if let s { AWQFolding.scaleColumns(&w, by: s) }
-            var report = LayerReport(name: name(linear), method: options.method.rawValue, outFeatures: w.rows, inFeatures: w.cols,
-                                     relativeError: nil, loss: nil, damping: nil, fallback: nil, awqRatio: nil, awqClipped: nil, seconds: 0)
-            var grids: [GroupGrid]? = nil
-            if usesAWQ {
-                report.awqRatio = ratios[linear] ?? nil
-                report.awqClipped = false
-                switch options.awqClip {
-                case .awq where linear != .q && linear != .k:
-                    // Clip every linear but q and k ("due to qk bmm, it is hard to clip precisely").
-                    var sample = AWQClipSearch.strided(x)
-                    if let s { AWQFolding.divideColumns(&sample, by: s) }
-                    _ = AWQClipSearch.clip(&w, inputs: sample, scheme: options.scheme)
-                    report.awqClipped = true
-                case .weighted where !usesGPTQ:
-                    // GPTQ methods search their ranges inside the solver. The scaled columns see x/s.
-                    let importance = zip(meanSquares!, s ?? [Float](repeating: 1, count: w.cols)).map { $0 / ($1 * $1) }
-                    grids = MSEClipSearch(norm: 2, weighted: true).grids(for: w, scheme: options.scheme, importance: importance)
-                    report.awqClipped = true
-                default:
-                    break
-                }
-            }
+            // AutoAWQ's clip search skips q and k ("due to qk bmm, it is hard to clip precisely").
+            var clipInputs: Matrix<Float>? = nil
+            if usesAWQ && options.awqClip == .awq && linear != .q && linear != .k { clipInputs = AWQClipSearch.strided(x) }
             let solveStart = ContinuousClock.now
-            let q: QuantizedLinear
-            if usesGPTQ, let p = prepared[s] {
-                let r = try GPTQSolver.quantize(weight: w, prepared: p, configuration: options.gptqConfiguration)
-                q = r.quantized
-                report.loss = r.diagnostics.loss
-                report.damping = r.diagnostics.dampingFraction
-                report.fallback = r.diagnostics.fallback.map { "\($0)" }
-            } else {
-                q = try RoundToNearest.quantize(w, scheme: options.scheme, grids: grids)
-            }
-            var effective = q.dequantized()
-            if let s { AWQFolding.divideColumns(&effective, by: s) }
+            let solved = try SingleLinear.solve(original, scales: s, prepared: prepared[s], meanSquares: meanSquares,
+                                                clipInputs: clipInputs, options: options)
             phases.solves += elapsedSeconds(since: solveStart)
+            var report = LayerReport(name: name(linear), method: options.method.rawValue, outFeatures: original.rows, inFeatures: original.cols,
+                                     relativeError: nil, loss: solved.loss, damping: solved.damping, fallback: solved.fallback,
+                                     awqRatio: usesAWQ ? ratios[linear] ?? nil : nil, awqClipped: solved.clipped, seconds: 0)
             if let H {
                 let errorStart = ContinuousClock.now
-                report.relativeError = OutputError.relative(original: original, quantized: effective, gram: H)
+                report.relativeError = OutputError.relative(original: original, quantized: solved.effective, gram: H)
                 phases.errors += elapsedSeconds(since: errorStart)
             }
-            block.weights[linear] = effective
+            block.weights[linear] = solved.effective
             report.seconds = elapsedSeconds(since: t0) + sharedSeconds
-            result.linears.append((linear, q, report))
+            result.linears.append((linear, solved.quantized, report))
         }
         return result
     }
@@ -190,4 +162,64 @@ func columnMeanSquares(_ x: Matrix<Float>) -> [Float] {
         }
     }
     return sum.map { Float($0 / Double(max(x.rows, 1))) }
+}
+
+/// One linear's quantization once its input's statistics are known — the step the pipeline and
+/// ``LayerQuantization`` share, so a layer quantized alone gets exactly what `quantize` does.
+enum SingleLinear {
+    /// What one linear's quantization produced.
+    struct Solved {
+        /// The codes and grids of `W·diag(s)` (of `W` without AWQ scales).
+        var quantized: QuantizedLinear
+        /// `Q(W·diag s)·diag(s)⁻¹`: the weight the layer applies to its unscaled input.
+        var effective: Matrix<Float>
+        var loss: Double?
+        var damping: Double?
+        var fallback: String?
+        /// AWQ methods: whether a range search or clip ran (`nil` for the others).
+        var clipped: Bool?
+    }
+
+    /// Quantizes `original` (`[out × in]`) scaled by the AWQ `scales` (if any) with `options`'
+    /// method: GPTQ on `prepared` (the Hessian of the scaled input) for the GPTQ methods, RTN
+    /// otherwise — AWQ's ranges from AutoAWQ's clip search on `clipInputs` (unscaled tokens) or
+    /// from the range search weighted by `meanSquares` (`E[x²]` per unscaled input column).
+    static func solve(_ original: Matrix<Float>, scales s: [Float]?, prepared: PreparedHessian?, meanSquares: [Float]?,
+                      clipInputs: Matrix<Float>?, options: QuantizeOptions) throws -> Solved {
+        var w = original
+        if let s { AWQFolding.scaleColumns(&w, by: s) }
+        let gptq = options.method == .gptq || options.method == .awqGPTQ
+        var clipped: Bool? = options.usesAWQ ? false : nil
+        var grids: [GroupGrid]? = nil
+        if options.usesAWQ {
+            switch options.awqClip {
+            case .awq:
+                if var sample = clipInputs {
+                    if let s { AWQFolding.divideColumns(&sample, by: s) }
+                    _ = AWQClipSearch.clip(&w, inputs: sample, scheme: options.scheme)
+                    clipped = true
+                }
+            case .weighted where !gptq:
+                // GPTQ methods search their ranges inside the solver. The scaled columns see x/s.
+                if let meanSquares {
+                    let importance = zip(meanSquares, s ?? [Float](repeating: 1, count: w.cols)).map { $0 / ($1 * $1) }
+                    grids = MSEClipSearch(norm: 2, weighted: true).grids(for: w, scheme: options.scheme, importance: importance)
+                    clipped = true
+                }
+            default:
+                break
+            }
+        }
+        var solved: Solved
+        if gptq, let prepared {
+            let r = try GPTQSolver.quantize(weight: w, prepared: prepared, configuration: options.gptqConfiguration)
+            solved = Solved(quantized: r.quantized, effective: r.quantized.dequantized(), loss: r.diagnostics.loss,
+                            damping: r.diagnostics.dampingFraction, fallback: r.diagnostics.fallback.map { "\($0)" }, clipped: clipped)
+        } else {
+            let q = try RoundToNearest.quantize(w, scheme: options.scheme, grids: grids)
+            solved = Solved(quantized: q, effective: q.dequantized(), loss: nil, damping: nil, fallback: nil, clipped: clipped)
+        }
+        if let s { AWQFolding.divideColumns(&solved.effective, by: s) }
+        return solved
+    }
 }

@@ -16,6 +16,61 @@ public enum QuantMethod: String, Sendable, CaseIterable, Codable {
     case awqGPTQ = "awq-gptq"
 }
 
+/// The recommended settings — the one place that defines them. `QuantizeOptions`' initializers,
+/// `quantkit quantize`, `compare`, `layer`, the C and Python bindings and the benchmarks all take
+/// their defaults from here. Each choice was measured on SmolLM2-135M (`docs/results-smollm2.md`).
+public enum RecommendedSettings {
+    public static let method = QuantMethod.gptq
+    public static let bits = 4
+    /// 128 columns per group: the size the serving kernels (Marlin, ExLlama, AWQ GEMM) are tuned for.
+    public static let groupSize = 128
+    /// GPTQ damping fraction of `mean(diag H)` (the reference's `percdamp`).
+    public static let damping = 0.01
+    /// GPTQ lazy-batch width; results do not depend on it.
+    public static let blockSize = 128
+    /// Calibration: windows × tokens per window, and the sampler's seed.
+    public static let samples = 128
+    public static let sequenceLength = 512
+    public static let seed: UInt64 = 0
+    /// GPTQ's range search: squared error weighted by `diag H` (14.12 against 14.96 for min–max,
+    /// GPTQ W4 g64 asym).
+    public static let gptqClip: MSEClipSearch? = MSEClipSearch(norm: 2, weighted: true)
+    public static let awqGrid = AWQSearchOptions.Grid.duo
+    public static let awqClip = AWQClipMode.weighted
+    public static let awqOrder = AWQSearchOrder.autoawq
+    public static let awqSearchTokens = 4096
+    public static let awqSearchWithGPTQ = true
+
+    /// Symmetric grids for GPTQ and RTN (GPTQ's convention and v1 layout, which every GPTQ kernel
+    /// loads); asymmetric, with zero points, for the AWQ methods (AWQ's own convention: W4 g64 AWQ
+    /// measured 14.82 asymmetric against 15.95 symmetric, AWQ+GPTQ about 14.1 against 14.58).
+    public static func symmetric(for method: QuantMethod) -> Bool {
+        switch method {
+        case .gptq, .rtn: return true
+        case .awq, .awqGPTQ: return false
+        }
+    }
+
+    /// Act-order (with static groups, which keeps `g_idx` trivial) for the GPTQ methods: 14.95
+    /// against 17.12 without it (GPTQ W4 g64 sym); RTN and AWQ have no column order.
+    public static func actOrder(for method: QuantMethod) -> Bool { method == .gptq || method == .awqGPTQ }
+
+    /// The layout: v1 `gptq` for symmetric grids (the most widely loaded); AutoAWQ's GEMM layout
+    /// for the AWQ methods' asymmetric 4-bit grouped grids (what vLLM and transformers load as
+    /// AWQ); `gptq-v2` for other asymmetric grids.
+    public static func format(for method: QuantMethod, scheme: QuantScheme) -> PackFormat {
+        if scheme.symmetric { return .gptq }
+        if method == .awq || method == .awqGPTQ, scheme.bits == 4, scheme.groupSize != nil { return .awq }
+        return .gptqV2
+    }
+
+    /// The recommended grid for `method` (its symmetry unless `symmetric` is given).
+    public static func scheme(for method: QuantMethod, bits: Int = bits, groupSize: Int? = groupSize,
+                              symmetric: Bool? = nil, singleSignRule: QuantScheme.SingleSignRule = .fullRange) throws(QuantizationError) -> QuantScheme {
+        try QuantScheme(bits: bits, groupSize: groupSize, symmetric: symmetric ?? Self.symmetric(for: method), singleSignRule: singleSignRule)
+    }
+}
+
 /// Everything `quantize` needs besides the model and data: value type, validated up front.
 public struct QuantizeOptions: Sendable {
     public var method: QuantMethod
@@ -54,18 +109,21 @@ public struct QuantizeOptions: Sendable {
     /// Largest safetensors shard to write, in bytes (`nil`: one `model.safetensors`).
     public var maxShardBytes: Int? = nil
 
-    /// The defaults of the range searches and AWQ settings are the recommended ones (measured on
-    /// SmolLM2-135M, see the README); act-order is off here because RTN and AWQ refuse it.
-    public init(method: QuantMethod = .gptq, scheme: QuantScheme, format: PackFormat = .gptq, actOrder: Bool = false,
-                staticGroups: Bool = false, damping: Double = 0.01, blockSize: Int = 128, samples: Int = 128,
-                sequenceLength: Int = 512, seed: UInt64 = 0, skip: [String] = [], awqSearchTokens: Int = 4096,
-                awqOrder: AWQSearchOrder = .autoawq, awqGrid: AWQSearchOptions.Grid = .duo, awqClip: AWQClipMode = .weighted, awqSearchWithGPTQ: Bool = true,
-                measureErrors: Bool = true, errorTokens: Int = 16_384, gptqClip: MSEClipSearch? = MSEClipSearch(norm: 2, weighted: true)) {
+    /// Every argument left out takes its value from ``RecommendedSettings``; `format`, `actOrder`
+    /// and `staticGroups` follow `method` and `scheme` when `nil`.
+    public init(method: QuantMethod = RecommendedSettings.method, scheme: QuantScheme, format: PackFormat? = nil, actOrder: Bool? = nil,
+                staticGroups: Bool? = nil, damping: Double = RecommendedSettings.damping, blockSize: Int = RecommendedSettings.blockSize,
+                samples: Int = RecommendedSettings.samples, sequenceLength: Int = RecommendedSettings.sequenceLength,
+                seed: UInt64 = RecommendedSettings.seed, skip: [String] = [], awqSearchTokens: Int = RecommendedSettings.awqSearchTokens,
+                awqOrder: AWQSearchOrder = RecommendedSettings.awqOrder, awqGrid: AWQSearchOptions.Grid = RecommendedSettings.awqGrid,
+                awqClip: AWQClipMode = RecommendedSettings.awqClip, awqSearchWithGPTQ: Bool = RecommendedSettings.awqSearchWithGPTQ,
+                measureErrors: Bool = true, errorTokens: Int = 16_384, gptqClip: MSEClipSearch? = RecommendedSettings.gptqClip) {
+        let order = actOrder ?? RecommendedSettings.actOrder(for: method)
         self.method = method
         self.scheme = scheme
-        self.format = format
-        self.actOrder = actOrder
-        self.staticGroups = staticGroups
+        self.format = format ?? RecommendedSettings.format(for: method, scheme: scheme)
+        self.actOrder = order
+        self.staticGroups = staticGroups ?? order
         self.damping = damping
         self.blockSize = blockSize
         self.samples = samples
@@ -80,6 +138,13 @@ public struct QuantizeOptions: Sendable {
         self.measureErrors = measureErrors
         self.errorTokens = errorTokens
         self.gptqClip = gptqClip
+    }
+
+    /// The recommended options for `method` at `bits` and `groupSize` (`nil`: whole rows), with
+    /// the method's own grid symmetry unless `symmetric` is given.
+    public init(method: QuantMethod = RecommendedSettings.method, bits: Int = RecommendedSettings.bits,
+                groupSize: Int? = RecommendedSettings.groupSize, symmetric: Bool? = nil) throws {
+        self.init(method: method, scheme: try RecommendedSettings.scheme(for: method, bits: bits, groupSize: groupSize, symmetric: symmetric))
     }
 
     /// `true` for the methods that search AWQ scales.

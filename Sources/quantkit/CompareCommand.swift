@@ -26,29 +26,15 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Comma-separated bit widths.")
     var bits: String = "4,3"
 
-    @Option(name: .customLong("group-size"), help: "Group size (-1 for whole rows).")
-    var groupSize: Int = 64
-
-    @Flag(name: .customLong("sym"), help: "Symmetric grids.")
-    var symmetricFlag = false
-
-    @Flag(name: .customLong("asym"), help: "Asymmetric grids (the default here).")
-    var asymmetricFlag = false
-
-    @Option(help: "Calibration windows.")
-    var samples: Int = 128
-
-    @Option(help: "Tokens per calibration window.")
-    var seqlen: Int = 512
+    @OptionGroup(title: "Grid") var grid: GridOptions
+    @OptionGroup(title: "Solver") var solver: SolverOptions
+    @OptionGroup(title: "Calibration") var calibration: CalibrationOptions
 
     @Option(name: .customLong("eval-seqlen"), help: "Tokens per evaluation window.")
     var evalSeqlen: Int = 2048
 
     @Option(help: "Evaluate only the first N windows.")
     var windows: Int?
-
-    @Flag(name: .customLong("no-act-order"), help: "GPTQ methods without act-order.")
-    var noActOrder = false
 
     @Option(help: "Folder for the checkpoints, compare.json and compare.svg.")
     var out: String = "compare"
@@ -66,20 +52,22 @@ struct CompareCommand: ParsableCommand {
         return (m, b)
     }
 
+    /// The settings of one run: what `quantize --method M --bits B` with the same flags uses.
+    func options(_ method: QuantMethod, _ bits: Int) throws -> QuantizeOptions {
+        var options = solver.options(method: method, scheme: try grid.scheme(for: method, bits: bits))
+        calibration.apply(to: &options)
+        return try validated(options)
+    }
+
     func validate() throws {
-        _ = try parsed()
-        if symmetricFlag && asymmetricFlag { throw ValidationError("--sym and --asym are mutually exclusive") }
+        let (m, b) = try parsed()
+        for method in m { for bits in b { _ = try options(method, bits) } }
     }
 
     func run() throws {
         let (m, b) = try parsed()
-        let symmetric = symmetricFlag
-        let scheme = try QuantScheme(bits: b[0], groupSize: groupSize, symmetric: symmetric)
-        let base = QuantizeOptions(method: .gptq, scheme: scheme, format: symmetric ? .gptq : .gptqV2, actOrder: !noActOrder,
-                                   staticGroups: !noActOrder, samples: samples, sequenceLength: seqlen,
-                                   gptqClip: MSEClipSearch(norm: 2, weighted: true))
         let log = ProgressReporter("compare")
-        let report = try Comparison.run(modelDirectory: model, calibrationFile: calib, evalFile: eval, methods: m, bits: b, base: base,
+        let report = try Comparison.run(modelDirectory: model, calibrationFile: calib, evalFile: eval, methods: m, bits: b, options: options,
                                         evalSequenceLength: evalSeqlen, evalWindows: windows, outputDirectory: out, log: log)
         try report.jsonData().write(to: URL(fileURLWithPath: out + "/compare.json"))
         try report.svg().write(toFile: out + "/compare.svg", atomically: true, encoding: .utf8)

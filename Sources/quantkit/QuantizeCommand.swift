@@ -6,11 +6,6 @@ import GPTQ
 import AWQ
 import QuantPipeline
 
-extension QuantMethod: ExpressibleByArgument {}
-extension AWQSearchOptions.Grid: ExpressibleByArgument {}
-extension AWQClipMode: ExpressibleByArgument {}
-extension AWQSearchOrder: ExpressibleByArgument {}
-
 /// A size such as `5GB`, `500MB`, `2GiB` or a plain byte count (decimal units as transformers'
 /// `max_shard_size`, binary ones with `i`).
 struct ByteSize: ExpressibleByArgument {
@@ -47,67 +42,14 @@ struct QuantizeCommand: ParsableCommand {
     var out: String
 
     @Option(help: "Method: \(QuantMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var method: QuantMethod = .gptq
+    var method: QuantMethod = RecommendedSettings.method
 
-    @OptionGroup var scheme: SchemeOptions
+    @Option(help: "Bits per weight: 2, 3, 4 or 8.")
+    var bits: Int = RecommendedSettings.bits
 
-    @Flag(name: .customLong("act-order"), help: "GPTQ: quantize columns in descending Hessian-diagonal order (desc_act). On by default for gptq and awq-gptq.")
-    var actOrderFlag = false
-
-    @Flag(name: .customLong("no-act-order"), help: "GPTQ: quantize columns in their natural order.")
-    var noActOrder = false
-
-    @Flag(name: .customLong("static-groups"), help: "GPTQ with act-order: fix group grids before the solve, keeping g_idx trivial so kernels need no reordering. The default with act-order.")
-    var staticGroupsFlag = false
-
-    @Flag(name: .customLong("dynamic-groups"), help: "GPTQ with act-order: form groups in activation order instead (non-trivial g_idx, as GPTQ's desc_act).")
-    var dynamicGroups = false
-
-    enum GPTQClip: String, ExpressibleByArgument, CaseIterable {
-        case none, mse, weighted
-
-        /// The weighted search measured 14.12 against 14.96 for min–max (SmolLM2, GPTQ W4 g64 asym).
-        var search: MSEClipSearch? {
-            switch self {
-            case .none: return nil
-            case .mse: return MSEClipSearch()
-            case .weighted: return MSEClipSearch(norm: 2, weighted: true)
-            }
-        }
-    }
-
-    @Option(name: .customLong("gptq-clip"), help: "GPTQ group-range search: weighted (the default: squared error weighted by diag H, 100 steps, shrink ≤ 0.8), mse (the reference's mse option: norm 2.4, unweighted), none (plain min–max).")
-    var gptqClip: GPTQClip = .weighted
-
-    @Option(name: .customLong("awq-search-tokens"), help: "AWQ: calibration tokens (whole windows) used by the scale search.")
-    var awqSearchTokens: Int = 4096
-
-    @Option(name: .customLong("awq-order"), help: "AWQ search order: autoawq (all mappings of a block searched on its full-precision weights, then applied), sequential (llm-compressor: each searched at its stage on the partly quantized block).")
-    var awqOrder: AWQSearchOrder = .autoawq
-
-    @Option(name: .customLong("awq-grid"), help: "AWQ scale grid: duo (AutoAWQ's duo_scaling, x_mean^r / w_mean^(1-r)), x-only (llm-awq), both (llm-compressor: 10 ratios of each). The identity is always tried too.")
-    var awqGrid: AWQSearchOptions.Grid = .duo
-
-    @Option(name: .customLong("awq-clip"), help: "AWQ range choice: weighted (the default: the E[x²]-weighted range search GPTQ uses; with awq-gptq, GPTQ's own search), awq (AutoAWQ's clip search, not q/k, then RTN or GPTQ), none (min–max).")
-    var awqClip: AWQClipMode = .weighted
-
-    @Flag(name: .customLong("awq-search-rtn"), help: "awq-gptq: judge candidate scales by RTN (AWQ's own rule) instead of a GPTQ solve of each candidate.")
-    var awqSearchRTN = false
-
-    @Option(help: "Calibration windows.")
-    var samples: Int = 128
-
-    @Option(help: "Tokens per calibration window.")
-    var seqlen: Int = 512
-
-    @Option(help: "Seed of the calibration window sampler.")
-    var seed: UInt64 = 0
-
-    @Option(help: "Packed format: \(PackFormat.allCases.map(\.rawValue).joined(separator: ", ")). Asymmetric models need gptq-v2, awq or compressed-tensors.")
-    var format: PackFormat?
-
-    @Option(help: "GPTQ damping, as a fraction of mean(diag H).")
-    var damp: Double = 0.01
+    @OptionGroup(title: "Grid") var grid: GridOptions
+    @OptionGroup(title: "Solver") var solver: SolverOptions
+    @OptionGroup(title: "Calibration") var calibration: CalibrationOptions
 
     @Option(name: .customLong("skip"), help: "Regular expression of linear names to leave unquantized (repeatable), e.g. 'layers\\.0\\.'.")
     var skip: [String] = []
@@ -127,27 +69,16 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
-    /// The format when none is given: v1 gptq for symmetric grids (the most widely loaded), gptq-v2 otherwise.
-    var resolvedFormat: PackFormat { format ?? (scheme.symmetric() ? .gptq : .gptqV2) }
-
-    /// Act-order is the default for the GPTQ methods: it measured 14.95 against 17.12 without it
-    /// (SmolLM2, W4 g64 sym), and with static groups it costs nothing at inference.
-    var actOrder: Bool { actOrderFlag || (!noActOrder && (method == .gptq || method == .awqGPTQ)) }
-    var staticGroups: Bool { actOrder && !dynamicGroups }
-
     func options() throws -> QuantizeOptions {
-        var options = QuantizeOptions(method: method, scheme: try scheme.makeScheme(), format: resolvedFormat, actOrder: actOrder, staticGroups: staticGroups,
-                        damping: damp, samples: samples, sequenceLength: seqlen, seed: seed, skip: skip,
-                        awqSearchTokens: awqSearchTokens, awqOrder: awqOrder, awqGrid: awqGrid, awqClip: awqClip, awqSearchWithGPTQ: !awqSearchRTN,
-                        gptqClip: gptqClip.search)
+        var options = solver.options(method: method, scheme: try grid.scheme(for: method, bits: bits))
+        calibration.apply(to: &options)
+        options.skip = skip
         options.maxShardBytes = maxShardSize?.bytes
-        return options
+        return try validated(options)
     }
 
     func validate() throws {
-        if actOrderFlag && noActOrder { throw ValidationError("--act-order and --no-act-order are mutually exclusive") }
-        if staticGroupsFlag && dynamicGroups { throw ValidationError("--static-groups and --dynamic-groups are mutually exclusive") }
-        do { try options().validate() } catch let e as PipelineError { throw ValidationError(e.description) }
+        _ = try options()
         if method != .rtn && calib == nil { throw ValidationError("--calib is required for --method \(method.rawValue)") }
         if !(checkpointInterval >= 0) { throw ValidationError("--checkpoint-interval must be ≥ 0 seconds") }
     }

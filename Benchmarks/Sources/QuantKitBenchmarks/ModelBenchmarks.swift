@@ -25,9 +25,7 @@ enum ModelBenchmarks {
     static func quantize(model dir: String, calib: String, methods: [QuantMethod], sgemm: Double) throws -> [Row] {
         var rows: [Row] = []
         for method in methods {
-            let gptq = method == .gptq || method == .awqGPTQ
-            let options = QuantizeOptions(method: method, scheme: try QuantScheme(bits: 4, groupSize: 64, symmetric: false), format: .gptqV2,
-                                          actOrder: gptq, staticGroups: gptq, samples: 128, sequenceLength: 512)
+            let options = try QuantizeOptions(method: method, bits: 4, groupSize: 64, symmetric: false)
             let out = NSTemporaryDirectory() + "quantkit-bench-\(method.rawValue)"
             let r = try QuantizationPipeline.run(modelDirectory: dir, calibrationFile: calib, outputDirectory: out, options: options,
                                                  overwrite: true, quiet: true)

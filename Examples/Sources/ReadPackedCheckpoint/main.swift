@@ -1,9 +1,7 @@
 // Read a quantized checkpoint back: its config, one packed layer unpacked to codes, scales and
 // zero points, and the dequantized weight. Run: swift run ReadPackedCheckpoint QUANTIZED_DIR
 import Foundation
-import LanguageModel
-import Packing
-import SafeTensors
+import QuantKit
 
 guard CommandLine.arguments.count == 2 else {
     print("usage: ReadPackedCheckpoint QUANTIZED_DIR")
