@@ -7,6 +7,8 @@ let package = Package(
     products: [
         // `import QuantKit` re-exports every module below.
         .library(name: "QuantKit", targets: ["QuantKit"]),
+        // The C interface (header: Sources/CQuantKit/include/quantkit.h), also what the Python package loads.
+        .library(name: "QuantKitC", type: .dynamic, targets: ["QuantKitC"]),
         .library(name: "QuantCore", targets: ["QuantCore"]),
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
         .library(name: "Packing", targets: ["Packing"]),
@@ -32,6 +34,8 @@ let package = Package(
                 dependencies: ["QuantCore", "SafeTensors", "Packing", "GPTQ", "AWQ", "LanguageModel"]),
         .target(name: "QuantKit",
                 dependencies: ["QuantCore", "SafeTensors", "Packing", "GPTQ", "AWQ", "LanguageModel", "QuantPipeline"]),
+        .target(name: "CQuantKit"),
+        .target(name: "QuantKitC", dependencies: ["CQuantKit", "QuantKit"]),
         .executableTarget(
             name: "quantkit",
             dependencies: [

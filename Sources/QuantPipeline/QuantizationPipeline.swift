@@ -35,10 +35,13 @@ public enum QuantizationPipeline {
     ///   - stopRequested: checked before every block and every stage; a non-nil answer (the
     ///     reason) stops the run with ``PipelineError/interrupted(signal:saved:)``, leaving the
     ///     destination as it was. The default answers SIGINT/SIGTERM (``Interruption``).
+    ///   - progress: called as each stage of each block starts (`completed` blocks of `total`,
+    ///     the stage's linears) and after each block (stage `"done"`), besides the stderr line.
     public static func run(modelDirectory: String, calibrationFile: String?, outputDirectory: String, options: QuantizeOptions,
                            overwrite: Bool = false, keepBlocks: Bool = false, quiet: Bool = false, resume: Bool = false,
                            checkpointSeconds: Double = 60,
-                           stopRequested: @escaping () -> String? = Interruption.pending) throws -> Result {
+                           stopRequested: @escaping () -> String? = Interruption.pending,
+                           progress: ((_ completed: Int, _ total: Int, _ stage: String) -> Void)? = nil) throws -> Result {
         try options.validate()
         if resume && keepBlocks { throw PipelineError.invalidOptions("keepBlocks cannot be combined with resume") }
         let clock = ProgressReporter("quantize: block", quiet: quiet)
@@ -177,13 +180,15 @@ public enum QuantizationPipeline {
                         let hookStart = ContinuousClock.now
                         defer { hookSeconds += elapsedSeconds(since: hookStart) }
                         try checkStop()
-                        clock.update(layer, of: config.layerCount, detail: "\(input.consumers.map(\.shortName).joined(separator: ","))")
-                        let stage = try quantizer.quantize(input: input, activations: activations, block: &blk)
-                        for (linear, q, report) in stage.linears {
+                        let stage = input.consumers.map(\.shortName).joined(separator: ",")
+                        clock.update(layer, of: config.layerCount, detail: stage)
+                        progress?(layer, config.layerCount, stage)
+                        let done = try quantizer.quantize(input: input, activations: activations, block: &blk)
+                        for (linear, q, report) in done.linears {
                             results[linear] = q
                             layers.append(report)
                         }
-                        for (name, values) in stage.normOverrides { writer.override(name, with: values) }
+                        for (name, values) in done.normOverrides { writer.override(name, with: values) }
                     }
                     phases.forward += elapsedSeconds(since: forwardStart) - hookSeconds
                     passes += 1
@@ -205,6 +210,7 @@ public enum QuantizationPipeline {
                 phases.io += elapsedSeconds(since: writeStart)
                 if keepBlocks { kept.append(block) }
                 clock.update(layer + 1, of: config.layerCount)
+                progress?(layer + 1, config.layerCount, "done")
             }
 
             var configJSON = config.rawJSON ?? .object([])
