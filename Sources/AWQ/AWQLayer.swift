@@ -4,6 +4,7 @@ import QuantCore
 public struct AWQLayerResult: Sendable {
     /// Per-input-channel scales `s` (`[in]`): the previous operation must divide by them.
     public var scales: [Float]
+    /// The chosen scale candidate with its loss and every candidate's loss.
     public var choice: AWQScaleChoice
     /// Per-(row, group) clip values of each linear (`[out × groups]`), when clipping ran.
     public var clipMaxima: [[Float]]?
@@ -29,6 +30,7 @@ public struct AWQLayerResult: Sendable {
 /// // write r.quantized (packed), r.previousNorm as the new norm weight
 /// ```
 public enum AWQLayer {
+    /// AWQ for the linears reading one input: scale search, then clip search and RTN of `W·diag(s)`.
     /// - Parameters:
     ///   - weights: the linears reading the shared input (`[out_i × in]`).
     ///   - activations: chunks `[tokens × in]` of that input (streamed for the statistics; the first

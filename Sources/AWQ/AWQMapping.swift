@@ -9,13 +9,16 @@ public struct AWQMapping: Sendable, Equatable {
         case linear(String)
     }
 
+    /// A label for reports, e.g. `post_attention_layernorm→gate,up`.
     public var name: String
+    /// The operation that absorbs `1/s` (a norm or a linear).
     public var previous: Previous
     /// Linears whose input columns are multiplied by `s`.
     public var balanced: [String]
     /// The module whose output MSE is the search loss.
     public var inspected: String
 
+    /// A mapping from its parts (names relative to the block).
     public init(name: String, previous: Previous, balanced: [String], inspected: String) {
         self.name = name
         self.previous = previous

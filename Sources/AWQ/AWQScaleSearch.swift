@@ -13,12 +13,14 @@ public struct AWQSearchOptions: Sendable, Hashable {
         case both
     }
 
+    /// Which family of scales is searched.
     public var grid: Grid
     /// Number of grid points (`n_grid`, 20).
     public var points: Int
     /// Also try `s = 1` (plain RTN), so the result is never worse than RTN on the search data.
     public var includeIdentity: Bool
 
+    /// AutoAWQ's search: 20 ratios of the duo grid plus the identity.
     public init(grid: Grid = .duo, points: Int = 20, includeIdentity: Bool = true) {
         self.grid = grid
         self.points = points
@@ -30,8 +32,10 @@ public struct AWQSearchOptions: Sendable, Hashable {
 public struct AWQCandidate: Sendable, Equatable {
     /// `nil` for the identity candidate.
     public var ratio: Double?
+    /// `true`: `s = x̄^r / w̄^(1−r)` (duo scaling); `false`: `s = x̄^r`.
     public var duo: Bool
 
+    /// A candidate from its ratio (`nil`: the identity) and grid.
     public init(ratio: Double?, duo: Bool) {
         self.ratio = ratio
         self.duo = duo
@@ -42,13 +46,16 @@ public struct AWQCandidate: Sendable, Equatable {
 public struct AWQScaleChoice: Sendable {
     /// Per-input-channel scales `s` (`[in]`; all 1 for the identity).
     public var scales: [Float]
+    /// The candidate the scales came from.
     public var candidate: AWQCandidate
     /// MSE of the inspected output with the chosen scales, and with plain RTN (identity), if tried.
     public var loss: Double
+    /// The loss without scaling (the identity candidate), when it was tried.
     public var identityLoss: Double?
     /// Every candidate's loss, in grid order.
     public var losses: [Double]
 
+    /// A choice from its parts.
     public init(scales: [Float], candidate: AWQCandidate, loss: Double, identityLoss: Double?, losses: [Double]) {
         self.scales = scales
         self.candidate = candidate

@@ -3,11 +3,13 @@ import QuantCore
 /// Per-input-channel mean |x| of a linear input, accumulated in Double from streamed chunks
 /// (AWQ's `x_mean`), with an optional per-token mask.
 public struct ActivationStatistics: Sendable {
+    /// Input features (columns of every chunk).
     public let columns: Int
     /// Tokens seen (masked tokens excluded).
     public private(set) var tokens = 0
     private var sumAbs: [Double]
 
+    /// Empty statistics for `columns` input features.
     public init(columns: Int) {
         self.columns = columns
         sumAbs = [Double](repeating: 0, count: columns)

@@ -25,6 +25,7 @@ public struct GPTQConfiguration: Sendable, Hashable {
     /// How `H⁻¹`'s upper Cholesky factor is computed.
     public var inverseRoute: CholeskyInverse.Route
 
+    /// Settings with the reference's defaults (no act-order, min–max grids).
     public init(scheme: QuantScheme, blockSize: Int = 128, dampingFraction: Double = 0.01, dampingIncrement: Double = 0.01,
                 actOrder: Bool = false, staticGroups: Bool = false, clipSearch: MSEClipSearch? = nil,
                 inverseRoute: CholeskyInverse.Route = .reversedCholesky) {
@@ -44,12 +45,16 @@ public struct GPTQConfiguration: Sendable, Hashable {
 /// `Σ |q − x|^norm`. With `weighted`, each column's error is weighted by its Hessian diagonal
 /// `H_cc = 2·E[x_c²]` (llm-compressor's `imatrix_mse` idea).
 public struct MSEClipSearch: Sendable, Hashable {
+    /// Exponent of the error `Σ |q − x|^norm` (2.4 in the reference).
     public var norm: Float
+    /// Number of shrink steps between 1 and `1 − maxShrink` (100).
     public var grid: Int
+    /// Largest fraction the range may shrink by (0.8).
     public var maxShrink: Float
     /// Weight each column's error by `diag(H)`.
     public var weighted: Bool
 
+    /// The reference's `mse` search by default; QuantKit recommends `norm: 2, weighted: true`.
     public init(norm: Float = 2.4, grid: Int = 100, maxShrink: Float = 0.8, weighted: Bool = false) {
         self.norm = norm
         self.grid = grid

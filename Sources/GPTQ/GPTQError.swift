@@ -9,6 +9,7 @@ public enum GPTQError: Error, Equatable, CustomStringConvertible {
     /// The weight contains NaN or Inf.
     case nonFiniteWeight
 
+    /// A message naming the layer and the fault.
     public var description: String {
         switch self {
         case .shapeMismatch(let w, let e, let f): return "\(w): expected \(e), found \(f)"

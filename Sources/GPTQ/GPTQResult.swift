@@ -22,6 +22,7 @@ public struct GPTQDiagnostics: Sendable, Equatable {
     public var deadColumns: Int
     /// Wall time of damping + Cholesky inverse, and of the lazy-batch loop, in seconds.
     public var factorSeconds: Double
+    /// Seconds spent in the column loop (the solve proper).
     public var loopSeconds: Double
     /// Total wall time in seconds.
     public var seconds: Double { factorSeconds + loopSeconds }
@@ -29,6 +30,8 @@ public struct GPTQDiagnostics: Sendable, Equatable {
 
 /// A GPTQ-quantized layer and its diagnostics.
 public struct GPTQResult: Sendable {
+    /// The quantized layer (codes, grids, `g_idx`).
     public var quantized: QuantizedLinear
+    /// Loss, damping used, fallbacks and timing.
     public var diagnostics: GPTQDiagnostics
 }

@@ -22,6 +22,7 @@ public struct HessianAccumulator: Sendable {
     private var pending: [Float]    // buffered rows
     private var pendingRows = 0
 
+    /// An empty accumulator for inputs of `columns` features; `name` appears in errors.
     public init(columns: Int, name: String = "layer", flushTokens: Int = 8192) {
         self.columns = columns
         self.name = name

@@ -14,12 +14,16 @@ public struct PreparedHessian: Sendable {
     public let permutation: [Int]
     /// `U` (`[in × in]`, upper, permuted), or `nil` when the solve must fall back to RTN.
     public let inverseFactor: Matrix<Float>?
+    /// The damping fraction that made `H` positive definite (`nil` when the fallback was used).
     public let dampingFraction: Double?
+    /// Damping fractions tried before, whose Cholesky factorization failed.
     public let failedDampingFractions: [Double]
+    /// What was done when no damping worked (`nil`: none needed).
     public let fallback: GPTQDiagnostics.Fallback?
     /// Wall time of the preparation.
     public let seconds: Double
 
+    /// Input columns whose `H` diagonal was zero (no activation): their weights are ignored by the solve.
     public var deadColumns: Int { isDead.filter { $0 }.count }
 
     /// Prepares `hessian` (`[in × in]`, symmetric) for `configuration`.

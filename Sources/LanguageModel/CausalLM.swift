@@ -10,8 +10,11 @@ import SafeTensors
 /// Checkpoints QuantKit wrote (GPTQ v1/v2, AWQ GEMM, compressed-tensors) load too: their packed
 /// linears are dequantized on load.
 public final class CausalLM: @unchecked Sendable {
+    /// The checkpoint folder.
     public let directory: String
+    /// The parsed `config.json`.
     public let config: ModelConfig
+    /// The memory-mapped weights (one file or shards).
     public let checkpoint: SafeTensorsCheckpoint
     /// The parsed `quantization_config`, for quantized checkpoints.
     public let quantization: QuantizationConfig?

@@ -2,8 +2,20 @@ import QuantCore
 
 /// The seven linear layers of a LLaMA decoder block, named by their checkpoint paths.
 public enum BlockLinear: String, CaseIterable, Sendable {
-    case q = "self_attn.q_proj", k = "self_attn.k_proj", v = "self_attn.v_proj", o = "self_attn.o_proj"
-    case gate = "mlp.gate_proj", up = "mlp.up_proj", down = "mlp.down_proj"
+    /// Attention query projection `[heads·headDim × hidden]`.
+    case q = "self_attn.q_proj"
+    /// Attention key projection `[kvHeads·headDim × hidden]`.
+    case k = "self_attn.k_proj"
+    /// Attention value projection `[kvHeads·headDim × hidden]`.
+    case v = "self_attn.v_proj"
+    /// Attention output projection `[hidden × heads·headDim]`.
+    case o = "self_attn.o_proj"
+    /// MLP gate projection `[intermediate × hidden]` (through SiLU).
+    case gate = "mlp.gate_proj"
+    /// MLP up projection `[intermediate × hidden]`.
+    case up = "mlp.up_proj"
+    /// MLP down projection `[hidden × intermediate]`.
+    case down = "mlp.down_proj"
 
     /// The input these layers read.
     public var input: LinearInput {
@@ -39,6 +51,7 @@ public enum LinearInput: Int, CaseIterable, Sendable {
 /// weights (e.g. by their dequantized GPTQ result) and the rest of the pass then sees the
 /// quantized outputs — true-sequential quantization in a single forward pass.
 public struct DecoderBlock: Sendable {
+    /// The model's configuration (shapes, norms, RoPE).
     public let config: ModelConfig
     /// Weights `[out × in]`, by linear.
     public var weights: [BlockLinear: Matrix<Float>]
@@ -46,8 +59,10 @@ public struct DecoderBlock: Sendable {
     public var biases: [BlockLinear: [Float]]
     /// RMSNorm scales `[hidden]`.
     public var inputNorm: [Float]
+    /// The RMSNorm weight before the MLP (`post_attention_layernorm`), `[hidden]`.
     public var postAttentionNorm: [Float]
 
+    /// A block from its weights (`[out × in]` per linear), biases and norm weights.
     public init(config: ModelConfig, weights: [BlockLinear: Matrix<Float>], biases: [BlockLinear: [Float]],
                 inputNorm: [Float], postAttentionNorm: [Float]) {
         self.config = config
@@ -135,6 +150,7 @@ public struct RopeTables: Sendable {
     /// Positions covered.
     public let length: Int
 
+    /// The cosine and sine tables of positions `0..<length` for `config`'s RoPE.
     public init(config: ModelConfig, length: Int) {
         rotary = RotaryEmbedding(config: config)
         (cos, sin) = rotary.tables(positions: length)

@@ -18,6 +18,7 @@ public enum LanguageModelError: Error, Equatable, CustomStringConvertible {
     /// The forward pass produced NaN or Inf.
     case nonFiniteActivations(String)
 
+    /// A message naming the file, tensor or setting at fault.
     public var description: String {
         switch self {
         case .invalidConfig(let f, let r): return "\(f): \(r)"

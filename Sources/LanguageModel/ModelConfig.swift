@@ -5,6 +5,7 @@ import SafeTensors
 public struct ModelConfig: Sendable, Equatable {
     /// RoPE frequency scaling (`rope_scaling` / `rope_parameters`).
     public enum RopeScaling: Sendable, Equatable {
+        /// Plain RoPE.
         case none
         /// Positions divided by `factor`.
         case linear(factor: Double)
@@ -12,29 +13,44 @@ public struct ModelConfig: Sendable, Equatable {
         case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
     }
 
+    /// `architectures[0]`, e.g. `LlamaForCausalLM`.
     public var architecture: String
+    /// `hidden_size`: width of the residual stream.
     public var hiddenSize: Int
+    /// `intermediate_size`: width of the MLP.
     public var intermediateSize: Int
+    /// `num_hidden_layers`: decoder blocks.
     public var layerCount: Int
+    /// `num_attention_heads`: query heads.
     public var headCount: Int
+    /// `num_key_value_heads`: key/value heads (grouped-query attention).
     public var keyValueHeadCount: Int
+    /// `head_dim` (default `hidden_size / num_attention_heads`).
     public var headDimension: Int
+    /// `vocab_size`: rows of the embedding and of `lm_head`.
     public var vocabularySize: Int
+    /// `rms_norm_eps`.
     public var rmsNormEpsilon: Float
+    /// `rope_theta`: the RoPE base.
     public var ropeTheta: Double
+    /// `rope_scaling` (none, linear, or LLaMA 3's).
     public var ropeScaling: RopeScaling
+    /// `tie_word_embeddings`: `lm_head` shares the embedding matrix.
     public var tieWordEmbeddings: Bool
     /// q/k/v projections have biases (Qwen2, or `attention_bias`).
     public var attentionBias: Bool
     /// o_proj has a bias (`attention_bias` in LLaMA; never in Qwen2).
     public var outputBias: Bool
+    /// `mlp_bias`: the MLP linears have biases.
     public var mlpBias: Bool
+    /// `max_position_embeddings`: the longest sequence the model was trained for.
     public var maxPositions: Int
     /// The raw `quantization_config`, when the checkpoint is quantized.
     public var quantizationConfig: JSONValue?
     /// The whole `config.json` as read (for writing a derived checkpoint).
     public var rawJSON: JSONValue?
 
+    /// A configuration from its values (tests and tools that build models).
     public init(architecture: String = "LlamaForCausalLM", hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int,
                 keyValueHeadCount: Int, headDimension: Int? = nil, vocabularySize: Int, rmsNormEpsilon: Float = 1e-5,
                 ropeTheta: Double = 10000, ropeScaling: RopeScaling = .none, tieWordEmbeddings: Bool = false,

@@ -9,9 +9,13 @@ public struct PerplexityResult: Sendable, Codable {
     public var meanNLL: Double
     /// Predicted tokens: `windows · (seqlen − 1)`.
     public var tokens: Int
+    /// Windows evaluated.
     public var windows: Int
+    /// Tokens per window.
     public var sequenceLength: Int
+    /// Wall time of the evaluation.
     public var seconds: Double
+    /// Tokens of the windows evaluated per second.
     public var tokensPerSecond: Double
 }
 

@@ -22,6 +22,7 @@ public enum PackingError: Error, Equatable, CustomStringConvertible {
     /// A packed tensor is missing or has the wrong dtype or shape.
     case malformed(tensor: String, reason: String)
 
+    /// The format's command-line name (`gptq`, `gptq-v2`, `awq`, `compressed-tensors`).
     public var description: String {
         switch self {
         case .unsupported(let f, let r): return "format \(f.rawValue) cannot store this layer: \(r)"

@@ -20,6 +20,7 @@ public struct QuantizationConfig: Sendable, Equatable {
     /// `modules_to_not_convert`).
     public var ignore: [String]
 
+    /// A configuration for a checkpoint in `format` on `scheme`; `ignore` lists unquantized modules.
     public init(format: PackFormat, scheme: QuantScheme, descAct: Bool = false, staticGroups: Bool = false,
                 dampPercent: Double = 0.01, trueSequential: Bool = true, ignore: [String] = ["lm_head"]) {
         self.format = format

@@ -5,14 +5,14 @@ import Glibc
 import Foundation
 
 /// Replacing a folder by another in one step.
-public enum AtomicRename {
+package enum AtomicRename {
     /// Puts `source` at `destination`. When `destination` exists, the two are exchanged
     /// atomically (`renameat2(RENAME_EXCHANGE)`), so `destination` always holds either the old or
     /// the new content, and the old one is then at `source` for the caller to remove. Returns
     /// whether an old `destination` was moved to `source`.
     /// - Throws: the `errno` of the failed call, as `CocoaError`/`POSIXError`.
     @discardableResult
-    public static func replace(_ destination: String, with source: String) throws -> Bool {
+    package static func replace(_ destination: String, with source: String) throws -> Bool {
         let fm = FileManager.default
         guard fm.fileExists(atPath: destination) else {
             try fm.moveItem(atPath: source, toPath: destination)

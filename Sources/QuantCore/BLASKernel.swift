@@ -21,16 +21,28 @@ import Glibc
 public enum BLASKernel {
     /// Instruction-set tiers of OpenBLAS's x86-64 kernels.
     public enum Tier: Int, Comparable, Sendable, Codable {
-        case generic = 0, avx = 1, avx2 = 2, avx512 = 3
+        /// SSE only (OpenBLAS's Prescott, Nehalem, …).
+        case generic = 0
+        /// AVX (Sandy Bridge).
+        case avx = 1
+        /// AVX2 and FMA (Haswell, Zen).
+        case avx2 = 2
+        /// AVX-512 (SkylakeX, Cooper Lake, Sapphire Rapids).
+        case avx512 = 3
+        /// Tiers order by the widest vector instructions they use.
         public static func < (a: Tier, b: Tier) -> Bool { a.rawValue < b.rawValue }
     }
 
     /// What `/proc/cpuinfo` says of the first CPU.
     public struct CPU: Sendable, Equatable {
+        /// `vendor_id` from `/proc/cpuinfo`.
         public var vendor: String
+        /// `model name` from `/proc/cpuinfo`.
         public var model: String
+        /// The CPU feature flags (`avx2`, `avx512f`, …).
         public var flags: Set<String>
 
+        /// A CPU from its description (for tests).
         public init(vendor: String, model: String, flags: Set<String>) {
             self.vendor = vendor
             self.model = model
@@ -118,12 +130,17 @@ public enum BLASKernel {
 
     /// What runs the numbers in this process: for reports, benchmarks and `quantkit env`.
     public struct Environment: Codable, Sendable, Equatable {
+        /// The CPU model name.
         public var cpu: String
+        /// The best kernel tier the CPU supports.
         public var cpuTier: Tier
         /// OpenBLAS's loaded core and how it was chosen.
         public var blasCore: String
+        /// How the kernels were chosen (by QuantKit, by the user, OpenBLAS's own).
         public var blasSelection: String
+        /// OpenBLAS threads.
         public var blasThreads: Int
+        /// `openblas_get_config()`: version and build options.
         public var blasConfiguration: String
         /// Cores the parallel loops use (affinity mask, container quota, `QUANTKIT_THREADS`).
         public var cores: Int

@@ -2,14 +2,18 @@ import CLinearAlgebra
 
 /// Whether a BLAS operand is used as stored or transposed.
 public enum Transpose: Sendable {
+    /// As stored.
     case none
+    /// Transposed.
     case transpose
 }
 
 /// A triangle of a square matrix, named in **row-major** terms (the layout of every QuantKit
 /// buffer): `.upper` holds the elements `(i, j)` with `j ≥ i`.
 public enum Triangle: Sendable {
+    /// Elements `(i, j)` with `j ≥ i`.
     case upper
+    /// Elements `(i, j)` with `j ≤ i`.
     case lower
 
     /// The same elements seen by column-major LAPACK (row-major upper ≡ column-major lower).
@@ -67,6 +71,7 @@ private let colMajor = Int32(LAPACK_COL_MAJOR)
 private let nonUnit = Int8(UInt8(ascii: "N"))
 
 extension Float: BLASScalar {
+    /// `C ← α·op(A)·op(B) + β·C` (row-major `sgemm`/`dgemm`).
     @inlinable
     public static func gemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                             alpha: Float, a: UnsafePointer<Float>, lda: Int,
@@ -76,11 +81,13 @@ extension Float: BLASScalar {
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// `A ← α·x·yᵀ + A` (row-major rank-1 update).
     public static func ger(m: Int, n: Int, alpha: Float, x: UnsafePointer<Float>, incX: Int, y: UnsafePointer<Float>, incY: Int,
                            a: UnsafeMutablePointer<Float>, lda: Int) {
         cblas_sger(CblasRowMajor, Int32(m), Int32(n), alpha, x, Int32(incX), y, Int32(incY), a, Int32(lda))
     }
 
+    /// `C ← α·op(A)·op(A)ᵀ + β·C` on one triangle of `C` (row-major).
     public static func syrk(_ uplo: Triangle, _ trans: Transpose, n: Int, k: Int,
                             alpha: Float, a: UnsafePointer<Float>, lda: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -88,20 +95,24 @@ extension Float: BLASScalar {
                     alpha, a, Int32(lda), beta, c, Int32(ldc))
     }
 
+    /// Cholesky factorization in place (LAPACK `potrf`, row-major); throws when `A` is not positive definite.
     public static func potrf(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Float>, lda: Int) throws(LinearAlgebraError) {
         try checkInfo(LAPACKE_spotrf_work(colMajor, uplo.columnMajorFlag, Int32(n), a, Int32(lda)), "spotrf") { .notPositiveDefinite(minor: $0) }
     }
 
+    /// The inverse from a Cholesky factor, in place (LAPACK `potri`, row-major).
     public static func potri(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Float>, lda: Int) throws(LinearAlgebraError) {
         try checkInfo(LAPACKE_spotri_work(colMajor, uplo.columnMajorFlag, Int32(n), a, Int32(lda)), "spotri") { .singular(index: $0) }
     }
 
+    /// Inverse of a triangular matrix in place (LAPACK `trtri`, row-major).
     public static func trtri(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Float>, lda: Int) throws(LinearAlgebraError) {
         try checkInfo(LAPACKE_strtri_work(colMajor, uplo.columnMajorFlag, nonUnit, Int32(n), a, Int32(lda)), "strtri") { .singular(index: $0) }
     }
 }
 
 extension Double: BLASScalar {
+    /// `C ← α·op(A)·op(B) + β·C` (row-major `sgemm`/`dgemm`).
     @inlinable
     public static func gemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                             alpha: Double, a: UnsafePointer<Double>, lda: Int,
@@ -111,11 +122,13 @@ extension Double: BLASScalar {
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// `A ← α·x·yᵀ + A` (row-major rank-1 update).
     public static func ger(m: Int, n: Int, alpha: Double, x: UnsafePointer<Double>, incX: Int, y: UnsafePointer<Double>, incY: Int,
                            a: UnsafeMutablePointer<Double>, lda: Int) {
         cblas_dger(CblasRowMajor, Int32(m), Int32(n), alpha, x, Int32(incX), y, Int32(incY), a, Int32(lda))
     }
 
+    /// `C ← α·op(A)·op(A)ᵀ + β·C` on one triangle of `C` (row-major).
     public static func syrk(_ uplo: Triangle, _ trans: Transpose, n: Int, k: Int,
                             alpha: Double, a: UnsafePointer<Double>, lda: Int,
                             beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
@@ -123,14 +136,17 @@ extension Double: BLASScalar {
                     alpha, a, Int32(lda), beta, c, Int32(ldc))
     }
 
+    /// Cholesky factorization in place (LAPACK `potrf`, row-major); throws when `A` is not positive definite.
     public static func potrf(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Double>, lda: Int) throws(LinearAlgebraError) {
         try checkInfo(LAPACKE_dpotrf_work(colMajor, uplo.columnMajorFlag, Int32(n), a, Int32(lda)), "dpotrf") { .notPositiveDefinite(minor: $0) }
     }
 
+    /// The inverse from a Cholesky factor, in place (LAPACK `potri`, row-major).
     public static func potri(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Double>, lda: Int) throws(LinearAlgebraError) {
         try checkInfo(LAPACKE_dpotri_work(colMajor, uplo.columnMajorFlag, Int32(n), a, Int32(lda)), "dpotri") { .singular(index: $0) }
     }
 
+    /// Inverse of a triangular matrix in place (LAPACK `trtri`, row-major).
     public static func trtri(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Double>, lda: Int) throws(LinearAlgebraError) {
         try checkInfo(LAPACKE_dtrtri_work(colMajor, uplo.columnMajorFlag, nonUnit, Int32(n), a, Int32(lda)), "dtrtri") { .singular(index: $0) }
     }

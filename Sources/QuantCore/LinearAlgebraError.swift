@@ -10,6 +10,7 @@ public enum LinearAlgebraError: Error, Equatable, CustomStringConvertible {
     /// LAPACKE could not allocate its workspace.
     case outOfMemory(routine: String)
 
+    /// A message naming the routine and LAPACK's `info`.
     public var description: String {
         switch self {
         case .notPositiveDefinite(let minor):

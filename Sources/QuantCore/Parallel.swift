@@ -8,8 +8,8 @@ import Glibc
 /// (serially when `count < minimumPerChunk · 2` or on one core). For element-wise and row-wise
 /// loops between BLAS calls (softmax, SiLU, RMSNorm, range searches), which would otherwise
 /// leave the second core idle. `body` must only write to its own chunk's elements.
-@inlinable
-public func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, alignment: Int = 1, _ body: (Range<Int>) -> Void) {
+@inlinable @usableFromInline
+package func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, alignment: Int = 1, _ body: (Range<Int>) -> Void) {
     let parts = min(Parallelism.cores, max(1, count / max(minimumPerChunk, 1)))
     if parts <= 1 { body(0..<count); return }
     let step = ((count + parts - 1) / parts + alignment - 1) / alignment * alignment
@@ -27,7 +27,7 @@ public func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, alignment: In
 /// afterwards): for tasks that make many small BLAS calls, one per core beats splitting each
 /// call over threads. The setting is process-global, so BLAS calls from other threads meanwhile
 /// also run single-threaded.
-public func parallelTasks<State>(_ count: Int, singleThreadedBLAS: Bool = false, state makeState: () -> State,
+@usableFromInline package func parallelTasks<State>(_ count: Int, singleThreadedBLAS: Bool = false, state makeState: () -> State,
                                  _ body: (Int, inout State) -> Void) {
     let workers = min(Parallelism.cores, count)
     if workers <= 1 {
@@ -56,6 +56,6 @@ public func parallelTasks<State>(_ count: Int, singleThreadedBLAS: Bool = false,
 
 /// The number of cores the parallel loops use: those this process may run on (affinity mask,
 /// container quota, `QUANTKIT_THREADS`), see ``SystemResources/cores``.
-public enum Parallelism {
-    public static let cores: Int = SystemResources.current().cores
+@usableFromInline package enum Parallelism {
+    @usableFromInline package static let cores: Int = SystemResources.current().cores
 }

@@ -9,6 +9,7 @@ public struct GroupGrid: Sendable, Equatable {
     /// The code that represents 0.0, in `0...maxq`.
     public var zero: Int32
 
+    /// A grid from its scale and integer zero point.
     public init(scale: Float, zero: Int32) {
         self.scale = scale
         self.zero = zero

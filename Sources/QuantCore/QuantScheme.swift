@@ -19,8 +19,11 @@ public struct QuantScheme: Sendable, Hashable, Codable, CustomStringConvertible 
     /// widened to contain 0 (a group of one sign saturates: `[0.5 … 1.2]` comes back as at most
     /// 0.7), and symmetric grids use `absmax / (2^(bits−1) − 1)`.
     public enum SingleSignRule: String, Sendable, Hashable, Codable, CaseIterable {
+        /// The range always contains 0; a symmetric grid spans ±absmax (the default).
         case fullRange = "full-range"
+        /// The GPTQ reference's half grid for single-sign symmetric groups.
         case gptqReference = "gptq-reference"
+        /// AutoAWQ's quantizer: asymmetric ranges not widened to 0, symmetric absmax/7.
         case autoAWQ = "autoawq"
     }
 
@@ -33,6 +36,7 @@ public struct QuantScheme: Sendable, Hashable, Codable, CustomStringConvertible 
     /// The single-sign rule (`.fullRange` and `.gptqReference` differ only for symmetric grids).
     public let singleSignRule: SingleSignRule
 
+    /// A grid of `bits` bits per weight with groups of `groupSize` columns.
     /// - Parameters:
     ///   - groupSize: columns per group; `nil` or `-1` for whole rows.
     /// - Throws: `QuantizationError.unsupportedBits` or `.invalidGroupSize`.
@@ -71,6 +75,7 @@ public struct QuantScheme: Sendable, Hashable, Codable, CustomStringConvertible 
     /// The group size as the on-disk configs write it (`-1` for whole rows).
     public var configGroupSize: Int { groupSize ?? -1 }
 
+    /// `W4 g128 sym`, the scheme in short.
     public var description: String {
         "W\(bits) \(groupSize.map { "g\($0)" } ?? "per-row") \(symmetric ? "sym" : "asym")"
     }

@@ -11,6 +11,7 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     /// A `QuantizedLinear` invariant does not hold.
     case invariantViolated(String)
 
+    /// A message naming the setting or tensor at fault.
     public var description: String {
         switch self {
         case .unsupportedBits(let b): return "unsupported bit width \(b) (supported: 2, 3, 4, 8)"

@@ -18,6 +18,7 @@ public struct SHA256: Sendable {
     private var buffer: [UInt8] = []
     private var length: UInt64 = 0
 
+    /// An empty digest state.
     public init() { buffer.reserveCapacity(64) }
 
     /// Adds `bytes` to the message.
@@ -34,6 +35,7 @@ public struct SHA256: Sendable {
         if i < bytes.count { buffer.append(contentsOf: bytes[i...]) }
     }
 
+    /// Adds `bytes` to the message.
     public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         Array(bytes).withUnsafeBytes { update($0) }
     }

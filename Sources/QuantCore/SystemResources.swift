@@ -12,6 +12,7 @@ public struct SystemResources: Sendable, Equatable {
     /// A cgroup memory limit minus the cgroup's current usage, in bytes; `nil`: none.
     public var cgroupMemoryHeadroom: Int?
 
+    /// Resources from their parts (for tests); `current()` reads the running system.
     public init(allowedCPUs: Int, cpuQuota: Int?, availableMemory: Int?, cgroupMemoryHeadroom: Int?) {
         self.allowedCPUs = allowedCPUs
         self.cpuQuota = cpuQuota

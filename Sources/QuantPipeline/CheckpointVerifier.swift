@@ -10,19 +10,29 @@ import SafeTensors
 /// and re-packs to exactly the bytes on disk; optionally its dequantized weight is compared with
 /// the original model's.
 public enum CheckpointVerifier {
+    /// One verified linear.
     public struct LinearCheck: Codable, Sendable {
+        /// The linear's name (tensor prefix).
         public var name: String
+        /// Rows of the weight.
         public var outFeatures: Int
+        /// Columns of the weight.
         public var inFeatures: Int
         /// `‖W − Ŵ‖²_F / ‖W‖²_F` against the reference model, when one was given.
         public var relativeWeightError: Double?
     }
 
+    /// What `verify` checked.
     public struct Summary: Codable, Sendable {
+        /// The checkpoint's packed format.
         public var format: String
+        /// Bits per weight.
         public var bits: Int
+        /// Columns per group (−1: whole rows).
         public var groupSize: Int
+        /// Symmetric grid.
         public var symmetric: Bool
+        /// Every packed linear, in checkpoint order.
         public var linears: [LinearCheck]
     }
 

@@ -2,41 +2,66 @@ import Foundation
 
 /// One quantized configuration of a comparison run.
 public struct ComparisonRun: Codable, Sendable {
+    /// `rtn`, `gptq`, `awq` or `awq-gptq`.
     public var method: String
+    /// Bits per weight.
     public var bits: Int
     /// The grid (each method's recommended one unless `--sym`/`--asym` was given) and layout.
     public var symmetric: Bool
+    /// The packed layout written.
     public var format: String
+    /// Perplexity of the written checkpoint on the evaluation text.
     public var perplexity: Double
     /// Perplexity minus the full-precision perplexity.
     public var deltaPerplexity: Double
+    /// Wall time of the quantization.
     public var quantizeSeconds: Double
+    /// Wall time of the evaluation.
     public var evalSeconds: Double
+    /// Bytes of the written checkpoint.
     public var sizeBytes: Int
+    /// Peak resident memory during the quantization.
     public var peakResidentBytes: Int?
+    /// Mean relative output error of the linears.
     public var meanRelativeError: Double?
     /// Per-linear relative output error, in quantization order.
     public var layerErrors: [Double?]
+    /// The checkpoint's folder.
     public var output: String
 }
 
 /// `compare.json`.
 public struct ComparisonReport: Codable, Sendable {
+    /// The QuantKit version that ran the comparison.
     public var quantkitVersion: String
+    /// The full-precision checkpoint.
     public var model: String
+    /// The calibration text.
     public var calibration: String
+    /// The evaluation text.
     public var evaluation: String
+    /// Columns per group (−1: whole rows).
     public var groupSize: Int
+    /// Calibration windows.
     public var calibrationSamples: Int
+    /// Tokens per calibration window.
     public var calibrationSequenceLength: Int
+    /// Tokens per evaluation window.
     public var evalSequenceLength: Int
+    /// Evaluation windows.
     public var evalWindows: Int
+    /// Tokens predicted in the evaluation.
     public var evalTokens: Int
+    /// Perplexity of the full-precision model.
     public var fullPrecisionPerplexity: Double
+    /// Bytes of the full-precision weights.
     public var fullPrecisionSizeBytes: Int
+    /// The linears, in the order of each run's `layerErrors`.
     public var layerNames: [String]
+    /// One entry per method × bit width.
     public var runs: [ComparisonRun]
 
+    /// `compare.json`: snake_case keys, sorted, indented.
     public func jsonData() throws -> Data {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase

@@ -32,10 +32,13 @@ public enum LayerQuantization {
         public var rtnRelativeError: Double?
         /// GPTQ: the solver's loss, the damping fraction that succeeded and the fallback taken.
         public var loss: Double?
+        /// GPTQ: the damping fraction that succeeded.
         public var damping: Double?
+        /// GPTQ: the fallback taken when no damping worked.
         public var fallback: String?
         /// AWQ: the chosen scale ratio (`nil`: identity) and whether a range search or clip ran.
         public var awqRatio: Double?
+        /// AWQ methods: whether a range search or clip ran.
         public var awqClipped: Bool?
     }
 

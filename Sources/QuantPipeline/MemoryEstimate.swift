@@ -15,19 +15,27 @@ import QuantCore
 /// solver's copy). The embedding table is read once, before the first block. Compared with the
 /// measured peak RSS of real runs in `docs/qwen2.5-coder-1.5b.md`.
 public struct MemoryEstimate: Sendable, Equatable {
+    /// Calibration tokens (windows × length).
     public var calibrationTokens: Int
     /// Bytes of each part, and the peak.
     public var hiddenStates: Int
+    /// The widest stage's activations (the MLP's intermediate, in chunks for gate/up).
     public var stageActivations: Int
+    /// One block's weights in Float, twice (original and working copy).
     public var blockWeights: Int
+    /// The widest Hessian with its factor.
     public var hessian: Int
+    /// The embedding table while calibration windows are embedded.
     public var embedding: Int
+    /// A fixed allowance for the runtime and buffers.
     public var overhead: Int
 
+    /// The predicted peak resident memory, in bytes.
     public var peak: Int {
         max(overhead + hiddenStates + embedding, overhead + hiddenStates + stageActivations + blockWeights + hessian)
     }
 
+    /// The estimate for `config` with `tokens` calibration tokens (0: RTN without calibration).
     public init(config c: ModelConfig, tokens n: Int) {
         let f = MemoryLayout<Float>.size
         let qd = c.headCount * c.headDimension, kvd = c.keyValueHeadCount * c.headDimension

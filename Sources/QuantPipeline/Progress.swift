@@ -7,6 +7,7 @@ public final class ProgressReporter: @unchecked Sendable {
     private let interactive: Bool
     private let quiet: Bool
 
+    /// A reporter printing `label` lines on stderr (nothing when `quiet`).
     public init(_ label: String, quiet: Bool = false) {
         self.label = label
         self.quiet = quiet

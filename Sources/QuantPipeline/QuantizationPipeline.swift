@@ -17,6 +17,7 @@ import SafeTensors
 public enum QuantizationPipeline {
     /// The outcome of a run.
     public struct Result {
+        /// The report (also written as `quantkit-report.json`).
         public var report: QuantizationReport
         /// The dequantized blocks, when requested (for evaluating the in-memory model).
         public var blocks: [DecoderBlock]?

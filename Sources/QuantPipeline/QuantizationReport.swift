@@ -7,18 +7,24 @@ public struct LayerReport: Codable, Sendable {
     public var name: String
     /// `gptq`, `rtn`, `awq`, `awq-gptq`, or `skipped`.
     public var method: String
+    /// Rows of the weight.
     public var outFeatures: Int
+    /// Columns of the weight.
     public var inFeatures: Int
     /// `‖WXᵀ − QXᵀ‖²/‖WXᵀ‖²` on the calibration inputs the layer actually saw (nil without
     /// calibration): every token for GPTQ methods, the first `QuantizeOptions.errorTokens` otherwise.
     public var relativeError: Double?
-    /// GPTQ objective, damping fraction used, fallback reason.
+    /// GPTQ: the solver's objective.
     public var loss: Double?
+    /// GPTQ: the damping fraction used.
     public var damping: Double?
+    /// GPTQ: the fallback taken, if any.
     public var fallback: String?
-    /// AWQ: the chosen grid point (`nil` = identity) and whether the clip search ran.
+    /// AWQ: the chosen grid point (`nil` = identity).
     public var awqRatio: Double?
+    /// AWQ methods: whether a range search or clip ran.
     public var awqClipped: Bool?
+    /// Wall time spent on this linear (its share of shared work included).
     public var seconds: Double
 }
 
@@ -41,9 +47,9 @@ public struct PhaseSeconds: Codable, Sendable, Equatable {
     /// Loading block weights and writing the output.
     public var io = 0.0
 
+    /// All phases at zero.
     public init() {}
 
-    /// The sum of two runs' (or two blocks') phases.
     /// `forward 12.3 s · hessians 4.5 s · …`, the phases that took any time.
     public var summary: String {
         [("calibration", calibration), ("forward", forward), ("awq search", awqSearch), ("hessians", hessians),
@@ -51,6 +57,7 @@ public struct PhaseSeconds: Codable, Sendable, Equatable {
             .filter { $0.1 >= 0.05 }.map { "\($0.0) " + String(format: "%.1f s", $0.1) }.joined(separator: " · ")
     }
 
+    /// The sum of two runs' (or two blocks') phases.
     public static func + (a: PhaseSeconds, b: PhaseSeconds) -> PhaseSeconds {
         var r = PhaseSeconds()
         r.calibration = a.calibration + b.calibration; r.forward = a.forward + b.forward; r.awqSearch = a.awqSearch + b.awqSearch
@@ -62,33 +69,53 @@ public struct PhaseSeconds: Codable, Sendable, Equatable {
 
 /// `quantkit-report.json`: settings, per-layer results, totals, resources, versions.
 public struct QuantizationReport: Codable, Sendable {
+    /// The QuantKit version that wrote the checkpoint.
     public var quantkitVersion: String
+    /// The input checkpoint folder.
     public var model: String
+    /// The output folder.
     public var output: String
+    /// `gptq`, `awq`, `awq-gptq` or `rtn`.
     public var method: String
+    /// Bits per weight.
     public var bits: Int
+    /// Columns per group (−1: whole rows).
     public var groupSize: Int
+    /// Symmetric grid.
     public var symmetric: Bool
+    /// GPTQ act-order.
     public var actOrder: Bool
+    /// GPTQ static groups.
     public var staticGroups: Bool
+    /// GPTQ damping fraction requested.
     public var damping: Double
+    /// The packed layout written.
     public var format: String
+    /// The calibration text (`nil`: RTN without calibration).
     public var calibrationFile: String?
+    /// Calibration windows.
     public var calibrationSamples: Int
+    /// Tokens per calibration window.
     public var calibrationSequenceLength: Int
+    /// Seed of the window sampler.
     public var calibrationSeed: UInt64
+    /// Calibration tokens used (windows × length).
     public var calibrationTokens: Int
+    /// Every quantized linear, in quantization order.
     public var layers: [LayerReport]
     /// Forward passes over the calibration set per block (capture and replay counted).
     public var forwardPassesPerBlock: Double
     /// Wall time, including the earlier attempts of a resumed run.
     public var totalSeconds: Double
+    /// Wall time by phase.
     public var phaseSeconds: PhaseSeconds
+    /// Peak resident memory of the process (`VmHWM`).
     public var peakResidentBytes: Int?
     /// For a resumed run: the blocks its checkpoint had completed.
     public var resumedAfterBlock: Int? = nil
     /// The peak predicted before the run (`MemoryEstimate`).
     public var estimatedPeakBytes: Int
+    /// Bytes written to the output folder.
     public var outputBytes: Int
     /// sha256 of every other file of the output folder, by name: two runs with the same inputs,
     /// settings, thread count and BLAS kernels give the same digests (`quantkit-report.json`

@@ -20,7 +20,9 @@ public enum QuantMethod: String, Sendable, CaseIterable, Codable {
 /// `quantkit quantize`, `compare`, `layer`, the C and Python bindings and the benchmarks all take
 /// their defaults from here. Each choice was measured on SmolLM2-135M (`docs/results-smollm2.md`).
 public enum RecommendedSettings {
+    /// GPTQ: the best quality per second measured.
     public static let method = QuantMethod.gptq
+    /// 4 bits per weight (W4A16).
     public static let bits = 4
     /// 128 columns per group: the size the serving kernels (Marlin, ExLlama, AWQ GEMM) are tuned for.
     public static let groupSize = 128
@@ -30,15 +32,22 @@ public enum RecommendedSettings {
     public static let blockSize = 128
     /// Calibration: windows × tokens per window, and the sampler's seed.
     public static let samples = 128
+    /// Tokens per calibration window.
     public static let sequenceLength = 512
+    /// Seed of the calibration window sampler.
     public static let seed: UInt64 = 0
     /// GPTQ's range search: squared error weighted by `diag H` (14.12 against 14.96 for min–max,
     /// GPTQ W4 g64 asym).
     public static let gptqClip: MSEClipSearch? = MSEClipSearch(norm: 2, weighted: true)
+    /// AutoAWQ's duo grid (measured best of the three).
     public static let awqGrid = AWQSearchOptions.Grid.duo
+    /// The weighted range search (14.96 against 15.09 for AutoAWQ's clip, W4 g64 asym).
     public static let awqClip = AWQClipMode.weighted
+    /// AutoAWQ's order (14.88 against 14.96 sequential, W4 g64 asym).
     public static let awqOrder = AWQSearchOrder.autoawq
+    /// Calibration tokens the AWQ searches run on.
     public static let awqSearchTokens = 4096
+    /// `awq-gptq` judges candidate scales by GPTQ solves.
     public static let awqSearchWithGPTQ = true
 
     /// Symmetric grids for GPTQ and RTN (GPTQ's convention and v1 layout, which every GPTQ kernel
@@ -73,8 +82,11 @@ public enum RecommendedSettings {
 
 /// Everything `quantize` needs besides the model and data: value type, validated up front.
 public struct QuantizeOptions: Sendable {
+    /// The quantization method.
     public var method: QuantMethod
+    /// The grid: bits, group size, symmetry.
     public var scheme: QuantScheme
+    /// The packed layout written.
     public var format: PackFormat
     /// GPTQ act-order (`desc_act`).
     public var actOrder: Bool
@@ -82,10 +94,13 @@ public struct QuantizeOptions: Sendable {
     public var staticGroups: Bool
     /// GPTQ damping fraction.
     public var damping: Double
+    /// GPTQ lazy-batch width (results do not depend on it).
     public var blockSize: Int
     /// Calibration windows and their length in tokens.
     public var samples: Int
+    /// Tokens per calibration window.
     public var sequenceLength: Int
+    /// Seed of the calibration window sampler.
     public var seed: UInt64
     /// Regular expressions of linear names (e.g. `model.layers.0.mlp.down_proj`) to leave unquantized.
     public var skip: [String]
@@ -215,8 +230,11 @@ public enum AWQClipMode: String, Sendable, CaseIterable {
 
 /// Errors of the pipeline.
 public enum PipelineError: Error, Equatable, CustomStringConvertible {
+    /// A setting, input or combination that cannot work (named in the message).
     case invalidOptions(String)
+    /// The calibration text cannot be read or is too short.
     case calibration(String)
+    /// The output folder cannot be written, is in use, or holds an interrupted run.
     case output(String)
     /// The predicted peak exceeds the memory this process can use.
     case insufficientMemory(String)
@@ -224,6 +242,7 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
     /// says what a `--resume` run can continue from (nil: nothing was saved).
     case interrupted(signal: String, saved: String?)
 
+    /// The message, prefixed by its kind.
     public var description: String {
         switch self {
         case .insufficientMemory(let s): return "not enough memory: \(s)"

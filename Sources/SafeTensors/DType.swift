@@ -1,10 +1,35 @@
 /// The element types of the safetensors format, with their names as written in headers.
 public enum DType: String, Sendable, CaseIterable, Codable {
-    case f64 = "F64", f32 = "F32", f16 = "F16", bf16 = "BF16"
-    case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8"
-    case u64 = "U64", u32 = "U32", u16 = "U16", u8 = "U8"
+    /// `F64`: IEEE double.
+    case f64 = "F64"
+    /// `F32`: IEEE single.
+    case f32 = "F32"
+    /// `F16`: IEEE half.
+    case f16 = "F16"
+    /// `BF16`: bfloat16 (the top half of a Float).
+    case bf16 = "BF16"
+    /// `I64`: 64-bit signed integer.
+    case i64 = "I64"
+    /// `I32`: 32-bit signed integer.
+    case i32 = "I32"
+    /// `I16`: 16-bit signed integer.
+    case i16 = "I16"
+    /// `I8`: 8-bit signed integer.
+    case i8 = "I8"
+    /// `U64`: 64-bit unsigned integer.
+    case u64 = "U64"
+    /// `U32`: 32-bit unsigned integer.
+    case u32 = "U32"
+    /// `U16`: 16-bit unsigned integer.
+    case u16 = "U16"
+    /// `U8`: 8-bit unsigned integer.
+    case u8 = "U8"
+    /// `BOOL`: one byte, 0 or 1.
     case bool = "BOOL"
-    case f8e4m3 = "F8_E4M3", f8e5m2 = "F8_E5M2"
+    /// `F8_E4M3`: 8-bit float, 4 exponent bits (read as raw bytes).
+    case f8e4m3 = "F8_E4M3"
+    /// `F8_E5M2`: 8-bit float, 5 exponent bits (read as raw bytes).
+    case f8e5m2 = "F8_E5M2"
 
     /// Bytes per element.
     public var size: Int {

@@ -1,14 +1,20 @@
 /// A parsed JSON value that keeps object keys in file order and notices duplicate keys —
 /// what a safetensors header needs and `JSONSerialization` cannot tell.
 public indirect enum JSONValue: Sendable, Equatable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// A number (as a Double).
     case number(Double)
+    /// A string, unescaped.
     case string(String)
+    /// An array.
     case array([JSONValue])
     /// Key–value pairs in file order (duplicates kept, for the caller to reject).
     case object([(String, JSONValue)])
 
+    /// Structural equality (object members in order).
     public static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
@@ -31,8 +37,11 @@ public indirect enum JSONValue: Sendable, Equatable {
 
 /// Why a JSON text could not be parsed: the reason and the byte offset.
 public struct JSONParseError: Error, Equatable, CustomStringConvertible {
+    /// What is wrong.
     public let reason: String
+    /// Byte offset of the fault in the input.
     public let offset: Int
+    /// The reason and the offset.
     public var description: String { "\(reason) at byte \(offset)" }
 }
 

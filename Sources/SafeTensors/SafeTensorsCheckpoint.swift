@@ -104,5 +104,6 @@ public final class SafeTensorsCheckpoint: @unchecked Sendable {
         for file in files.values { file.releaseResidentPages() }
     }
 
+    /// Tensor `name` converted to Float, from whichever shard holds it.
     public func floats(_ name: String) throws(SafeTensorsError) -> [Float] { try file(containing: name).floats(name) }
 }

@@ -52,11 +52,13 @@ public struct SafeTensorsError: Error, Equatable, CustomStringConvertible {
     /// What is wrong with it.
     public let fault: Fault
 
+    /// An error about `file`.
     public init(file: String, fault: Fault) {
         self.file = file
         self.fault = fault
     }
 
+    /// A message naming the file, the tensor or field, and the fault.
     public var description: String {
         let what: String
         switch fault {

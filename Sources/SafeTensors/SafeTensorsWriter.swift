@@ -11,9 +11,13 @@ import Darwin
 public final class SafeTensorsWriter {
     /// One tensor to be written.
     public struct Entry: Sendable, Equatable {
+        /// Tensor name.
         public var name: String
+        /// Element type.
         public var dtype: DType
+        /// Dimensions.
         public var shape: [Int]
+        /// An entry of the header, written before its data.
         public init(name: String, dtype: DType, shape: [Int]) {
             self.name = name
             self.dtype = dtype

@@ -2,8 +2,11 @@ import QuantCore
 
 /// An in-memory tensor to write: name, dtype, shape and little-endian bytes.
 public struct Tensor: Sendable, Equatable {
+    /// Tensor name.
     public var name: String
+    /// Element type.
     public var dtype: DType
+    /// Dimensions (row-major).
     public var shape: [Int]
     /// `shape.product × dtype.size` little-endian bytes.
     public var bytes: [UInt8]

@@ -1,6 +1,8 @@
 /// One tensor's header entry: name, element type, shape and byte range in the data section.
 public struct TensorInfo: Sendable, Equatable {
+    /// Tensor name.
     public let name: String
+    /// Element type.
     public let dtype: DType
     /// Dimensions, outermost first (row-major).
     public let shape: [Int]
