@@ -95,9 +95,17 @@ public struct ModelConfig: Sendable, Equatable {
             if case .number(let d)? = (obj ?? json)[key] { return d }
             return nil
         }
-        func int(_ key: String) throws -> Int {
-            guard let d = number(key), d == d.rounded(), d > 0 else { throw fail("'\(key)' missing or not a positive integer") }
-            return Int(d)
+        // Sizes are whole numbers in 1...2^24 (the largest models' widths and vocabularies are far below).
+        let sizes = 1...(1 << 24)
+        func int(_ key: String, in obj: JSONValue? = nil) throws -> Int {
+            guard let v = (obj ?? json)[key], let n = v.integer(in: sizes) else { throw fail("'\(key)' missing or not an integer in 1...\(sizes.upperBound)") }
+            return n
+        }
+        func optionalInt(_ key: String) throws -> Int? { json[key] == nil || json[key] == .null ? nil : try int(key) }
+        func positive(_ key: String, in obj: JSONValue? = nil) throws -> Double? {
+            guard let d = number(key, in: obj) else { return nil }
+            guard d.isFinite && d > 0 else { throw fail("'\(key)' must be a positive finite number, not \(d)") }
+            return d
         }
         func bool(_ key: String) -> Bool? { if case .bool(let b)? = json[key] { return b }; return nil }
 
@@ -112,14 +120,16 @@ public struct ModelConfig: Sendable, Equatable {
         if case .string(let act)? = json["hidden_act"], act != "silu" { throw fail("hidden_act '\(act)' is not supported (only silu)") }
         let hidden = try int("hidden_size")
         let heads = try int("num_attention_heads")
-        let kvHeads = number("num_key_value_heads").map { Int($0) } ?? heads
+        let kvHeads = try optionalInt("num_key_value_heads") ?? heads
         guard heads % kvHeads == 0 else { throw fail("num_attention_heads \(heads) is not a multiple of num_key_value_heads \(kvHeads)") }
-        let headDim = number("head_dim").map { Int($0) } ?? hidden / heads
+        guard let headDim = try optionalInt("head_dim") ?? (hidden % heads == 0 ? hidden / heads : nil) else {
+            throw fail("hidden_size \(hidden) is not a multiple of num_attention_heads \(heads) and there is no head_dim")
+        }
         let isQwen = arch == "Qwen2ForCausalLM"
 
         // rope_theta at top level or inside rope_parameters; scaling in rope_scaling or rope_parameters.
         let ropeParams = json["rope_parameters"]
-        let theta = number("rope_theta") ?? number("rope_theta", in: ropeParams) ?? 10000
+        let theta = try positive("rope_theta") ?? positive("rope_theta", in: ropeParams) ?? 10000
         var scaling = ModelConfig.RopeScaling.none
         for key in ["rope_scaling", "rope_parameters"] {
             guard let s = json[key], case .object = s else { continue }
@@ -128,14 +138,16 @@ public struct ModelConfig: Sendable, Equatable {
             switch type {
             case "default": continue
             case "linear":
-                guard let f = number("factor", in: s) else { throw fail("\(key): linear scaling without 'factor'") }
+                guard let f = try positive("factor", in: s) else { throw fail("\(key): linear scaling without 'factor'") }
                 scaling = .linear(factor: f)
             case "llama3":
-                guard let f = number("factor", in: s), let lo = number("low_freq_factor", in: s),
-                      let hi = number("high_freq_factor", in: s), let orig = number("original_max_position_embeddings", in: s) else {
+                guard let f = try positive("factor", in: s), let lo = try positive("low_freq_factor", in: s),
+                      let hi = try positive("high_freq_factor", in: s), s["original_max_position_embeddings"] != nil else {
                     throw fail("\(key): llama3 scaling needs factor, low_freq_factor, high_freq_factor, original_max_position_embeddings")
                 }
-                scaling = .llama3(factor: f, lowFrequencyFactor: lo, highFrequencyFactor: hi, originalMaxPositions: Int(orig))
+                guard hi > lo else { throw fail("\(key): high_freq_factor \(hi) must exceed low_freq_factor \(lo)") }
+                scaling = .llama3(factor: f, lowFrequencyFactor: lo, highFrequencyFactor: hi,
+                                  originalMaxPositions: try int("original_max_position_embeddings", in: s))
             default:
                 throw fail("\(key): rope type '\(type)' is not supported (default, linear, llama3)")
             }
@@ -143,12 +155,12 @@ public struct ModelConfig: Sendable, Equatable {
         var c = ModelConfig(architecture: arch, hiddenSize: hidden, intermediateSize: try int("intermediate_size"),
                             layerCount: try int("num_hidden_layers"), headCount: heads, keyValueHeadCount: kvHeads,
                             headDimension: headDim, vocabularySize: try int("vocab_size"),
-                            rmsNormEpsilon: Float(number("rms_norm_eps") ?? 1e-6), ropeTheta: theta, ropeScaling: scaling,
+                            rmsNormEpsilon: Float(try positive("rms_norm_eps") ?? 1e-6), ropeTheta: theta, ropeScaling: scaling,
                             tieWordEmbeddings: bool("tie_word_embeddings") ?? false,
                             attentionBias: isQwen || (bool("attention_bias") ?? false),
                             outputBias: !isQwen && (bool("attention_bias") ?? false),
                             mlpBias: bool("mlp_bias") ?? false,
-                            maxPositions: number("max_position_embeddings").map { Int($0) } ?? 4096)
+                            maxPositions: try optionalInt("max_position_embeddings") ?? 4096)
         c.quantizationConfig = json["quantization_config"]
         c.rawJSON = json
         return c

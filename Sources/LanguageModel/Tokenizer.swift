@@ -28,30 +28,44 @@ public final class Tokenizer: @unchecked Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw LanguageModelError.invalidTokenizer(file: path, reason: "cannot read the file")
         }
+        try self.init(data: [UInt8](data), file: path)
+    }
+
+    /// Parses the bytes of a `tokenizer.json`; `file` names it in errors.
+    /// - Throws: `LanguageModelError.invalidTokenizer` naming what is missing or unsupported.
+    public convenience init(data: [UInt8], file: String = "tokenizer.json") throws {
         let json: JSONValue
-        do { json = try JSONParser.parse([UInt8](data)) } catch {
-            throw LanguageModelError.invalidTokenizer(file: path, reason: "not valid JSON: \(error)")
+        do { json = try JSONParser.parse(data) } catch {
+            throw LanguageModelError.invalidTokenizer(file: file, reason: "not valid JSON: \(error)")
         }
-        try self.init(json: json, file: path)
+        try self.init(json: json, file: file)
     }
 
     init(json: JSONValue, file: String) throws {
         func fail(_ r: String) -> LanguageModelError { .invalidTokenizer(file: file, reason: r) }
         guard let model = json["model"], case .string("BPE")? = model["type"] else { throw fail("model.type is not BPE") }
         guard case .object(let vocab)? = model["vocab"] else { throw fail("model.vocab missing") }
+        // Ids are whole numbers below 2^24 (the largest vocabularies have about 2^18 entries).
+        func tokenId(_ value: JSONValue?, _ what: String) throws -> Int32 {
+            guard let id = value?.integer(in: 0...((1 << 24) - 1)) else {
+                throw fail("\(what) has id \(value.map { "\($0)" } ?? "none"): ids must be whole numbers in 0..<16777216")
+            }
+            return Int32(id)
+        }
         var t2i: [String: Int32] = [:]
         var maxId = -1
         for (tok, v) in vocab {
-            guard case .number(let d) = v else { throw fail("vocab entry '\(tok)' is not a number") }
-            t2i[tok] = Int32(d)
-            maxId = max(maxId, Int(d))
+            let id = try tokenId(v, "vocab entry '\(tok)'")
+            t2i[tok] = id
+            maxId = max(maxId, Int(id))
         }
         var added: [(String, Int32)] = []
         if case .array(let list)? = json["added_tokens"] {
             for a in list {
-                guard case .string(let content)? = a["content"], case .number(let id)? = a["id"] else { throw fail("malformed added_tokens entry") }
-                added.append((content, Int32(id)))
-                t2i[content] = Int32(id)
+                guard case .string(let content)? = a["content"], !content.isEmpty else { throw fail("an added_tokens entry has no content") }
+                let id = try tokenId(a["id"], "added token '\(content)'")
+                added.append((content, id))
+                t2i[content] = id
                 maxId = max(maxId, Int(id))
             }
         }

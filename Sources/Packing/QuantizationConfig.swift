@@ -111,8 +111,8 @@ public struct QuantizationConfig: Sendable, Equatable {
     public static func parse(_ json: JSONValue) throws -> QuantizationConfig {
         func fail(_ r: String) -> PackingError { .malformed(tensor: "quantization_config", reason: r) }
         func int(_ v: JSONValue?, _ key: String) throws -> Int {
-            guard case .number(let d)? = v, d == d.rounded() else { throw fail("'\(key)' missing or not an integer") }
-            return Int(d)
+            guard let n = v?.integer(in: -1...(1 << 30)) else { throw fail("'\(key)' missing or not an integer in -1...\(1 << 30)") }
+            return n
         }
         func bool(_ v: JSONValue?, default d: Bool) -> Bool { if case .bool(let b)? = v { return b }; return d }
         guard case .string(let method)? = json["quant_method"] else { throw fail("missing 'quant_method'") }
@@ -144,7 +144,7 @@ public struct QuantizationConfig: Sendable, Equatable {
                 throw fail("expected exactly one entry in 'config_groups' with 'weights'")
             }
             var gs: Int? = nil
-            if case .number(let d)? = w["group_size"] { gs = Int(d) }
+            if let v = w["group_size"], v != .null { gs = try int(v, "group_size") }
             if case .string(let s)? = w["strategy"], s == "channel" { gs = nil }
             let scheme = try QuantScheme(bits: int(w["num_bits"], "num_bits"), groupSize: gs, symmetric: bool(w["symmetric"], default: true))
             var actorder: String? = nil

@@ -4,7 +4,7 @@
 /// stays exactly `0` precisely when every element is finite. The loop has no early exit and
 /// vectorizes: it runs at memory speed, which matters for the 10⁸-element activation chunks
 /// the Hessian accumulator checks.
-@inlinable @usableFromInline
+@inlinable
 package func allFinite<T: BinaryFloatingPoint & SIMDScalar>(_ values: UnsafeBufferPointer<T>) -> Bool {
     guard let base = values.baseAddress else { return true }
     let n = values.count

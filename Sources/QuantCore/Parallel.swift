@@ -8,7 +8,7 @@ import Glibc
 /// (serially when `count < minimumPerChunk · 2` or on one core). For element-wise and row-wise
 /// loops between BLAS calls (softmax, SiLU, RMSNorm, range searches), which would otherwise
 /// leave the second core idle. `body` must only write to its own chunk's elements.
-@inlinable @usableFromInline
+@inlinable
 package func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, alignment: Int = 1, _ body: (Range<Int>) -> Void) {
     let parts = min(Parallelism.cores, max(1, count / max(minimumPerChunk, 1)))
     if parts <= 1 { body(0..<count); return }

@@ -14,6 +14,13 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// Key–value pairs in file order (duplicates kept, for the caller to reject).
     case object([(String, JSONValue)])
 
+    /// The whole number this value holds when it lies in `range`, else `nil` (not a number, a
+    /// fraction, NaN, or out of range) — never a trap, whatever a hostile file holds.
+    public func integer(in range: ClosedRange<Int>) -> Int? {
+        guard case .number(let d) = self, d.rounded() == d, d >= Double(range.lowerBound), d <= Double(range.upperBound) else { return nil }
+        return Int(d)
+    }
+
     /// Structural equality (object members in order).
     public static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {

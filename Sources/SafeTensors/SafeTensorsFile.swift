@@ -26,6 +26,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
     private let base: UnsafeRawPointer?
     private let mappedLength: Int
     private let dataOffset: Int
+    /// `true` when `base` is a heap copy (``init(bytes:path:)``) rather than a mapping.
+    private let ownsCopy: Bool
 
     /// Opens and validates `path`.
     /// - Throws: `SafeTensorsError` naming the fault.
@@ -54,13 +56,41 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
         self.base = mapped
         self.mappedLength = size
+        self.ownsCopy = false
+        self.index = Self.index(tensors)
+    }
+
+    /// Validates and opens a safetensors file held in memory (a copy is kept); `path` names it
+    /// in errors.
+    /// - Throws: `SafeTensorsError` naming the fault.
+    public init(bytes: UnsafeRawBufferPointer, path: String = "<memory>") throws(SafeTensorsError) {
+        self.path = path
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        if let source = bytes.baseAddress { copy.copyMemory(from: source, byteCount: bytes.count) }
+        do {
+            let parsed = try SafeTensorsHeader.parse(UnsafeRawBufferPointer(start: copy, count: bytes.count))
+            self.tensors = parsed.tensors
+            self.metadata = parsed.metadata
+            self.dataOffset = parsed.dataOffset
+        } catch {
+            copy.deallocate()
+            throw SafeTensorsError(file: path, fault: error)
+        }
+        self.base = UnsafeRawPointer(copy)
+        self.mappedLength = bytes.count
+        self.ownsCopy = true
+        self.index = Self.index(tensors)
+    }
+
+    private static func index(_ tensors: [TensorInfo]) -> [String: Int] {
         var idx: [String: Int] = [:]
         for (k, t) in tensors.enumerated() { idx[t.name] = k }
-        self.index = idx
+        return idx
     }
 
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) }
+        guard let base else { return }
+        if ownsCopy { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) }
     }
 
     /// Drops this file's pages from the process's resident set (`madvise(MADV_DONTNEED)`); they
@@ -69,7 +99,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// working set rather than the whole checkpoint.
     public func releaseResidentPages() {
         #if os(Linux)
-        if let base { madvise(UnsafeMutableRawPointer(mutating: base), mappedLength, MADV_DONTNEED) }
+        if let base, !ownsCopy { madvise(UnsafeMutableRawPointer(mutating: base), mappedLength, MADV_DONTNEED) }
         #endif
     }
 
