@@ -131,6 +131,9 @@ public final class CausalLM: @unchecked Sendable {
             guard id >= 0, Int(id) < config.vocabularySize else { throw LanguageModelError.tokenOutOfRange(id: Int(id), vocabularySize: config.vocabularySize) }
             x.storage.replaceSubrange((t * h)..<((t + 1) * h), with: e.storage[(Int(id) * h)..<((Int(id) + 1) * h)])
         }
+        if !x.isFinite, let k = x.storage.firstIndex(where: { !$0.isFinite }) {
+            throw LanguageModelError.nonFiniteWeight(tensor: "model.embed_tokens.weight", index: [Int(tokens[k / h]), k % h])
+        }
         return x
     }
 

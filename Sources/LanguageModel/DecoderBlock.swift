@@ -62,6 +62,21 @@ public struct DecoderBlock: Sendable {
     /// The RMSNorm weight before the MLP (`post_attention_layernorm`), `[hidden]`.
     public var postAttentionNorm: [Float]
 
+    /// Throws ``LanguageModelError/nonFiniteWeight(tensor:index:)`` naming the first tensor of
+    /// block `layer` (as the checkpoint names it) that holds NaN or Inf.
+    public func checkFinite(layer: Int) throws {
+        func check(_ values: [Float], _ name: String, columns: Int) throws {
+            guard let k = values.firstIndex(where: { !$0.isFinite }) else { return }
+            throw LanguageModelError.nonFiniteWeight(tensor: "model.layers.\(layer).\(name)", index: columns > 1 ? [k / columns, k % columns] : [k])
+        }
+        for linear in BlockLinear.allCases {
+            if let w = weights[linear], !w.isFinite { try check(w.storage, linear.rawValue + ".weight", columns: w.cols) }
+            if let b = biases[linear] { try check(b, linear.rawValue + ".bias", columns: 1) }
+        }
+        try check(inputNorm, "input_layernorm.weight", columns: 1)
+        try check(postAttentionNorm, "post_attention_layernorm.weight", columns: 1)
+    }
+
     /// A block from its weights (`[out × in]` per linear), biases and norm weights.
     public init(config: ModelConfig, weights: [BlockLinear: Matrix<Float>], biases: [BlockLinear: [Float]],
                 inputNorm: [Float], postAttentionNorm: [Float]) {

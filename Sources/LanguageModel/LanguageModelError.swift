@@ -17,6 +17,8 @@ public enum LanguageModelError: Error, Equatable, CustomStringConvertible {
     case invalidInput(String)
     /// The forward pass produced NaN or Inf.
     case nonFiniteActivations(String)
+    /// A weight of the checkpoint holds NaN or Inf (the tensor and the first bad element).
+    case nonFiniteWeight(tensor: String, index: [Int])
 
     /// A message naming the file, tensor or setting at fault.
     public var description: String {
@@ -29,6 +31,7 @@ public enum LanguageModelError: Error, Equatable, CustomStringConvertible {
         case .tokenOutOfRange(let id, let v): return "token id \(id) is outside the vocabulary of \(v)"
         case .invalidInput(let r): return r
         case .nonFiniteActivations(let w): return "non-finite activations in \(w)"
+        case .nonFiniteWeight(let t, let i): return "tensor '\(t)' holds NaN or Inf (first at \(i)): the checkpoint is damaged"
         }
     }
 }

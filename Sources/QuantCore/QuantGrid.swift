@@ -39,14 +39,7 @@ extension QuantScheme {
     @inlinable
     public func grid(minimum: Float, maximum: Float) -> GroupGrid {
         if singleSignRule == .autoAWQ { return autoAWQGrid(minimum: minimum, maximum: maximum) }
-        var lo = Swift.min(minimum, 0)
-        var hi = Swift.max(maximum, 0)
-        if symmetric {
-            let absmax = Swift.max(-lo, hi)
-            hi = absmax
-            if singleSignRule == .fullRange || lo < 0 { lo = -absmax }
-        }
-        if lo == 0 && hi == 0 { lo = -1; hi = 1 }
+        let (lo, hi) = range(minimum: minimum, maximum: maximum)
         var scale = HalfPrecision.roundedToHalf((hi - lo) / Float(maxq))
         scale = Swift.min(Swift.max(scale, 0x1p-24), 65504)
         let zero: Int32
@@ -57,6 +50,45 @@ extension QuantScheme {
             zero = Int32(Swift.min(Swift.max(z, 0), Float(maxq)))
         }
         return GroupGrid(scale: scale, zero: zero)
+    }
+
+    /// The range a group's grid spans: `[min(minimum, 0), max(maximum, 0)]`, made symmetric
+    /// for symmetric grids; `[−1, 1]` for an all-zero group.
+    @inlinable
+    public func range(minimum: Float, maximum: Float) -> (lo: Float, hi: Float) {
+        var lo = Swift.min(minimum, 0)
+        var hi = Swift.max(maximum, 0)
+        if symmetric {
+            let absmax = Swift.max(-lo, hi)
+            hi = absmax
+            if singleSignRule == .fullRange || lo < 0 { lo = -absmax }
+        }
+        if lo == 0 && hi == 0 { lo = -1; hi = 1 }
+        return (lo, hi)
+    }
+
+    /// The largest scale an fp16 `scales` tensor holds.
+    public static let largestScale: Float = 65504
+    /// fp16's smallest normal number: a smaller scale keeps fewer than 11 significant bits.
+    public static let smallestNormalScale: Float = 0x1p-14
+
+    /// Where the min–max grids of `weight`'s groups leave fp16's range: the first group whose
+    /// scale would exceed ``largestScale`` (its weights would be clipped), and how many
+    /// groups have a scale below ``smallestNormalScale`` (stored with reduced precision).
+    public func scaleRangeIssues(in weight: Matrix<Float>) -> (overflow: (row: Int, group: Int, scale: Float)?, subnormalGroups: Int) {
+        var subnormal = 0
+        for r in 0..<weight.rows {
+            for g in 0..<groupCount(columns: weight.cols) {
+                var mn = Float.infinity, mx = -Float.infinity
+                for c in columns(ofGroup: g, columns: weight.cols) { mn = Swift.min(mn, weight[r, c]); mx = Swift.max(mx, weight[r, c]) }
+                if mn == 0 && mx == 0 { continue }
+                let (lo, hi) = range(minimum: mn, maximum: mx)
+                let scale = (hi - lo) / Float(maxq)
+                if scale > Self.largestScale { return ((r, g, scale), subnormal) }
+                if scale < Self.smallestNormalScale { subnormal += 1 }
+            }
+        }
+        return (nil, subnormal)
     }
 
     @usableFromInline

@@ -10,6 +10,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     case nonFinite(what: String)
     /// A `QuantizedLinear` invariant does not hold.
     case invariantViolated(String)
+    /// A group's weights span more than an fp16 scale can cover (`what`, row, group, the scale needed).
+    case scaleOverflow(what: String, row: Int, group: Int, scale: Float)
 
     /// A message naming the setting or tensor at fault.
     public var description: String {
@@ -19,6 +21,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
         case .shapeMismatch(let what, let e, let f): return "\(what): expected \(e), found \(f)"
         case .nonFinite(let what): return "\(what) contains NaN or Inf"
         case .invariantViolated(let s): return "invalid quantized layer: \(s)"
+        case .scaleOverflow(let what, let r, let g, let s):
+            return "\(what): row \(r), group \(g) needs a scale of \(s), above fp16's 65504 — its weights would be clipped; this layer cannot be stored with fp16 scales"
         }
     }
 }

@@ -27,8 +27,10 @@ func status(of error: Error) -> qk_status {
         case .invalidOptions, .calibration: return QK_INVALID_ARGUMENT
         case .output: return QK_IO_ERROR
         case .insufficientMemory: return QK_OUT_OF_MEMORY
+        case .numerical: return QK_NUMERICAL_ERROR
         case .interrupted: return QK_INTERRUPTED
         }
+    case QuantizationError.nonFinite, QuantizationError.scaleOverflow: return QK_NUMERICAL_ERROR
     case is QuantizationError, is CInterfaceError: return QK_INVALID_ARGUMENT
     case is GPTQError, is AWQError, is LinearAlgebraError: return QK_NUMERICAL_ERROR
     case let e as SafeTensorsError: return "\(e)".contains("cannot open") || "\(e)".contains("cannot write") ? QK_IO_ERROR : QK_FORMAT_ERROR

@@ -40,6 +40,8 @@ public enum LayerQuantization {
         public var awqRatio: Double?
         /// AWQ methods: whether a range search or clip ran.
         public var awqClipped: Bool?
+        /// Groups whose scale is below fp16's normal range (stored with fewer significant bits).
+        public var subnormalScaleGroups = 0
     }
 
     /// Quantizes `weight` (`[out × in]`, row-major) with `options.method` on `options.scheme`.
@@ -87,9 +89,10 @@ public enum LayerQuantization {
         }
         let meanSquares = activations.map(columnMeanSquares) ?? H.map { h in (0..<h.rows).map { Float(h[$0, $0] / 2) } }
         let solved = try SingleLinear.solve(weight, scales: scales, prepared: prepared, meanSquares: meanSquares,
-                                            clipInputs: activations.map(AWQClipSearch.strided), options: options)
+                                            clipInputs: activations.map(AWQClipSearch.strided), options: options, name: name)
         var result = Result(quantized: solved.quantized, awqScales: scales, effectiveWeight: solved.effective,
-                            loss: solved.loss, damping: solved.damping, fallback: solved.fallback, awqRatio: ratio, awqClipped: solved.clipped)
+                            loss: solved.loss, damping: solved.damping, fallback: solved.fallback, awqRatio: ratio, awqClipped: solved.clipped,
+                            subnormalScaleGroups: solved.subnormalScaleGroups)
         if let H {
             result.relativeError = OutputError.relative(original: weight, quantized: solved.effective, gram: H)
             result.rtnRelativeError = OutputError.relative(original: weight, quantized: try RoundToNearest.quantize(weight, scheme: options.scheme).dequantized(), gram: H)

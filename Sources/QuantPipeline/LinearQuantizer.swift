@@ -117,11 +117,12 @@ struct LinearQuantizer {
             if usesAWQ && options.awqClip == .awq && linear != .q && linear != .k { clipInputs = AWQClipSearch.strided(x) }
             let solveStart = ContinuousClock.now
             let solved = try SingleLinear.solve(original, scales: s, prepared: prepared[s], meanSquares: meanSquares,
-                                                clipInputs: clipInputs, options: options)
+                                                clipInputs: clipInputs, options: options, name: name(linear))
             phases.solves += elapsedSeconds(since: solveStart)
             var report = LayerReport(name: name(linear), method: options.method.rawValue, outFeatures: original.rows, inFeatures: original.cols,
                                      relativeError: nil, loss: solved.loss, damping: solved.damping, fallback: solved.fallback,
                                      awqRatio: usesAWQ ? ratios[linear] ?? nil : nil, awqClipped: solved.clipped, seconds: 0)
+            if solved.subnormalScaleGroups > 0 { report.subnormalScaleGroups = solved.subnormalScaleGroups }
             if let H {
                 let errorStart = ContinuousClock.now
                 report.relativeError = OutputError.relative(original: original, quantized: solved.effective, gram: H)
@@ -140,11 +141,12 @@ struct LinearQuantizer {
         for linear in BlockLinear.allCases where isQuantized(linear) {
             let t0 = ContinuousClock.now
             let w = block.weights[linear]!
-            let q = try RoundToNearest.quantize(w, scheme: options.scheme)
-            block.weights[linear] = q.dequantized()
-            result.linears.append((linear, q, LayerReport(name: name(linear), method: "rtn", outFeatures: w.rows, inFeatures: w.cols,
-                                                          relativeError: nil, loss: nil, damping: nil, fallback: nil, awqRatio: nil,
-                                                          awqClipped: nil, seconds: elapsedSeconds(since: t0))))
+            let solved = try SingleLinear.solve(w, scales: nil, prepared: nil, meanSquares: nil, clipInputs: nil, options: options, name: name(linear))
+            block.weights[linear] = solved.effective
+            var report = LayerReport(name: name(linear), method: "rtn", outFeatures: w.rows, inFeatures: w.cols, relativeError: nil, loss: nil,
+                                     damping: nil, fallback: nil, awqRatio: nil, awqClipped: nil, seconds: elapsedSeconds(since: t0))
+            if solved.subnormalScaleGroups > 0 { report.subnormalScaleGroups = solved.subnormalScaleGroups }
+            result.linears.append((linear, solved.quantized, report))
         }
         return result
     }
@@ -178,16 +180,24 @@ enum SingleLinear {
         var fallback: String?
         /// AWQ methods: whether a range search or clip ran (`nil` for the others).
         var clipped: Bool?
+        /// Groups whose scale falls below fp16's normal range (stored with reduced precision).
+        var subnormalScaleGroups: Int
     }
 
     /// Quantizes `original` (`[out × in]`) scaled by the AWQ `scales` (if any) with `options`'
     /// method: GPTQ on `prepared` (the Hessian of the scaled input) for the GPTQ methods, RTN
     /// otherwise — AWQ's ranges from AutoAWQ's clip search on `clipInputs` (unscaled tokens) or
     /// from the range search weighted by `meanSquares` (`E[x²]` per unscaled input column).
+    /// - Throws: `QuantizationError.scaleOverflow` naming `name` when a group needs a scale
+    ///   fp16 cannot store (its weights would be silently clipped).
     static func solve(_ original: Matrix<Float>, scales s: [Float]?, prepared: PreparedHessian?, meanSquares: [Float]?,
-                      clipInputs: Matrix<Float>?, options: QuantizeOptions) throws -> Solved {
+                      clipInputs: Matrix<Float>?, options: QuantizeOptions, name: String) throws -> Solved {
         var w = original
         if let s { AWQFolding.scaleColumns(&w, by: s) }
+        let issues = options.scheme.scaleRangeIssues(in: w)
+        if let o = issues.overflow {
+            throw QuantizationError.scaleOverflow(what: s == nil ? name : "\(name) (after AWQ scaling)", row: o.row, group: o.group, scale: o.scale)
+        }
         let gptq = options.method == .gptq || options.method == .awqGPTQ
         var clipped: Bool? = options.usesAWQ ? false : nil
         var grids: [GroupGrid]? = nil
@@ -214,10 +224,12 @@ enum SingleLinear {
         if gptq, let prepared {
             let r = try GPTQSolver.quantize(weight: w, prepared: prepared, configuration: options.gptqConfiguration)
             solved = Solved(quantized: r.quantized, effective: r.quantized.dequantized(), loss: r.diagnostics.loss,
-                            damping: r.diagnostics.dampingFraction, fallback: r.diagnostics.fallback.map { "\($0)" }, clipped: clipped)
+                            damping: r.diagnostics.dampingFraction, fallback: r.diagnostics.fallback.map { "\($0)" }, clipped: clipped,
+                            subnormalScaleGroups: issues.subnormalGroups)
         } else {
             let q = try RoundToNearest.quantize(w, scheme: options.scheme, grids: grids)
-            solved = Solved(quantized: q, effective: q.dequantized(), loss: nil, damping: nil, fallback: nil, clipped: clipped)
+            solved = Solved(quantized: q, effective: q.dequantized(), loss: nil, damping: nil, fallback: nil, clipped: clipped,
+                            subnormalScaleGroups: issues.subnormalGroups)
         }
         if let s { AWQFolding.divideColumns(&solved.effective, by: s) }
         return solved

@@ -1,4 +1,5 @@
 import Foundation
+import AWQ
 import GPTQ
 import LanguageModel
 import Packing
@@ -160,6 +161,7 @@ public enum QuantizationPipeline {
                 try checkStop()
                 let loadStart = ContinuousClock.now
                 var block = try model.block(layer)
+                try block.checkFinite(layer: layer)
                 model.checkpoint.releaseResidentPages()  // the block is in float32 now; keep RSS to the working set
                 phases.io += elapsedSeconds(since: loadStart)
                 var results: [BlockLinear: QuantizedLinear] = [:]
@@ -171,8 +173,10 @@ public enum QuantizationPipeline {
                         let searchStart = ContinuousClock.now
                         defer { phases.awqSearch += elapsedSeconds(since: searchStart) }
                         let xs = quantizer.searchSubset(x)
-                        quantizer.awqPlan = try AWQBlockSearch(options: options, sequenceLength: options.sequenceLength, rope: rope, layer: layer)
-                            .plan(block: &block, searchInput: xs, isQuantized: { quantized(layer, $0) })
+                        quantizer.awqPlan = try naming("block \(layer) (awq search)") {
+                            try AWQBlockSearch(options: options, sequenceLength: options.sequenceLength, rope: rope, layer: layer)
+                                .plan(block: &block, searchInput: xs, isQuantized: { quantized(layer, $0) })
+                        }
                         passes += Double(xs.rows) / Double(x.rows)
                     }
                     let forwardStart = ContinuousClock.now
@@ -184,7 +188,9 @@ public enum QuantizationPipeline {
                         let stage = input.consumers.map(\.shortName).joined(separator: ",")
                         clock.update(layer, of: config.layerCount, detail: stage)
                         progress?(layer, config.layerCount, stage)
-                        let done = try quantizer.quantize(input: input, activations: activations, block: &blk)
+                        let done = try naming("block \(layer) (\(stage))") {
+                            try quantizer.quantize(input: input, activations: activations, block: &blk)
+                        }
                         for (linear, q, report) in done.linears {
                             results[linear] = q
                             layers.append(report)
@@ -259,6 +265,14 @@ extension QuantizationPipeline {
             \(estimate.breakdown)
             (QUANTKIT_IGNORE_MEMORY_ESTIMATE=1 runs anyway.)
             """)
+    }
+}
+
+/// Runs `body`, turning the solvers' numerical errors (NaN/Inf, unrepresentable scales, failed
+/// factorizations) into ``PipelineError/numerical(_:)`` naming `place` (block and stage).
+func naming<T>(_ place: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e where e is GPTQError || e is AWQError || e is QuantizationError || e is LinearAlgebraError {
+        throw PipelineError.numerical("\(place): \(e)")
     }
 }
 

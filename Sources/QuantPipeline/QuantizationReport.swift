@@ -26,6 +26,9 @@ public struct LayerReport: Codable, Sendable {
     public var awqClipped: Bool?
     /// Wall time spent on this linear (its share of shared work included).
     public var seconds: Double
+    /// Groups whose scale is below fp16's normal range (weights under about 1e-4): their
+    /// scales keep fewer than 11 significant bits. Absent when there are none.
+    public var subnormalScaleGroups: Int? = nil
 }
 
 /// Wall time of a run by phase, in seconds (`phase_seconds` in the report).

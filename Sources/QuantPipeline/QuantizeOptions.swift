@@ -238,6 +238,8 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
     case output(String)
     /// The predicted peak exceeds the memory this process can use.
     case insufficientMemory(String)
+    /// NaN/Inf or an unrepresentable scale met while quantizing (the block, the linears and the fault).
+    case numerical(String)
     /// SIGINT or SIGTERM stopped the run; nothing was written to the destination. `saved`
     /// says what a `--resume` run can continue from (nil: nothing was saved).
     case interrupted(signal: String, saved: String?)
@@ -246,6 +248,7 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .insufficientMemory(let s): return "not enough memory: \(s)"
+        case .numerical(let s): return "numerical fault: \(s)"
         case .interrupted(let s, let saved?):
             return "interrupted by \(s): the destination was left as it was; \(saved). Run the same command with --resume to continue."
         case .interrupted(let s, nil): return "interrupted by \(s) before the first block was complete: nothing was saved and the destination was left as it was"

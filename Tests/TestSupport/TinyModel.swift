@@ -69,6 +69,20 @@ public struct TinyModel {
         if let tokenizerFrom { try FileManager.default.copyItem(atPath: tokenizerFrom, toPath: directory + "/tokenizer.json") }
     }
 
+    /// Rewrites `model.safetensors` with tensor `name` changed by `change` (stored as F32, so
+    /// values fp16 cannot hold survive) — for fault-injection tests.
+    public mutating func corrupt(_ name: String, _ change: (inout [Float]) -> Void) throws {
+        var v = tensors[name]!
+        change(&v.storage)
+        tensors[name] = v
+        let list = tensors.keys.sorted().map { k -> Tensor in
+            let v = tensors[k]!
+            let shape = (k.hasSuffix("norm.weight") || k.hasSuffix(".bias")) ? [v.cols] : [v.rows, v.cols]
+            return Tensor(name: k, floats: v.storage, shape: shape, dtype: k == name ? .f32 : .f16)
+        }
+        try SafeTensorsWriter.write(list, to: directory + "/model.safetensors")
+    }
+
     /// Logits `[tokens × vocab]` of one sequence by a naive, per-token implementation in Double:
     /// explicit loops for every product, softmax and RoPE (HF rotate-half; llama3 scaling
     /// re-derived here from the transformers formula).
