@@ -25,20 +25,13 @@ struct LayerCommand: ParsableCommand {
     @Option(help: "Output safetensors file for the packed layer.")
     var out: String
 
-    @Option(help: "Method: \(QuantMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var method: QuantMethod = RecommendedSettings.method
-
-    @Option(help: "Bits per weight: 2, 3, 4 or 8.")
-    var bits: Int = RecommendedSettings.bits
-
-    @OptionGroup(title: "Grid") var grid: GridOptions
-    @OptionGroup(title: "Solver") var solver: SolverOptions
+    @OptionGroup var quantization: MethodOptions
 
     @Option(help: "Prefix of the packed tensor names (e.g. model.layers.0.mlp.down_proj); none by default.")
     var prefix: String = ""
 
     func options() throws -> QuantizeOptions {
-        try validated(solver.options(method: method, scheme: try grid.scheme(for: method, bits: bits)))
+        try validated(quantization.options())
     }
 
     func validate() throws { _ = try options() }
@@ -62,7 +55,7 @@ struct LayerCommand: ParsableCommand {
         try SafeTensorsWriter.write(tensors, to: out, metadata: ["format": "pt", "quantization_config": config.json.serialized])
         func number(_ v: Double?) -> JSONValue { v.map { .number($0) } ?? .null }
         let fields: [(String, JSONValue)] = [
-            ("method", .string(method.rawValue)), ("bits", .number(Double(options.scheme.bits))),
+            ("method", .string(options.method.rawValue)), ("bits", .number(Double(options.scheme.bits))),
             ("group_size", .number(Double(options.scheme.configGroupSize))), ("symmetric", .bool(options.scheme.symmetric)),
             ("act_order", .bool(options.actOrder)), ("static_groups", .bool(options.staticGroups)), ("format", .string(options.format.rawValue)),
             ("out_features", .number(Double(weight.rows))), ("in_features", .number(Double(weight.cols))),

@@ -41,14 +41,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Output folder.")
     var out: String
 
-    @Option(help: "Method: \(QuantMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var method: QuantMethod = RecommendedSettings.method
-
-    @Option(help: "Bits per weight: 2, 3, 4 or 8.")
-    var bits: Int = RecommendedSettings.bits
-
-    @OptionGroup(title: "Grid") var grid: GridOptions
-    @OptionGroup(title: "Solver") var solver: SolverOptions
+    @OptionGroup var quantization: MethodOptions
     @OptionGroup(title: "Calibration") var calibration: CalibrationOptions
 
     @Option(name: .customLong("skip"), help: "Regular expression of linear names to leave unquantized (repeatable), e.g. 'layers\\.0\\.'.")
@@ -70,7 +63,7 @@ struct QuantizeCommand: ParsableCommand {
     var quiet = false
 
     func options() throws -> QuantizeOptions {
-        var options = solver.options(method: method, scheme: try grid.scheme(for: method, bits: bits))
+        var options = try quantization.options()
         calibration.apply(to: &options)
         options.skip = skip
         options.maxShardBytes = maxShardSize?.bytes
@@ -79,6 +72,7 @@ struct QuantizeCommand: ParsableCommand {
 
     func validate() throws {
         _ = try options()
+        let method = quantization.method
         if method != .rtn && calib == nil { throw ValidationError("--calib is required for --method \(method.rawValue)") }
         if !(checkpointInterval >= 0) { throw ValidationError("--checkpoint-interval must be ≥ 0 seconds") }
     }

@@ -107,6 +107,23 @@ struct SolverOptions: ParsableArguments {
     }
 }
 
+/// One method at one bit width with its grid and solver settings (`quantize` and `layer`).
+struct MethodOptions: ParsableArguments {
+    @Option(help: "Method: \(QuantMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var method: QuantMethod = RecommendedSettings.method
+
+    @Option(help: "Bits per weight: 2, 3, 4 or 8.")
+    var bits: Int = RecommendedSettings.bits
+
+    @OptionGroup(title: "Grid") var grid: GridOptions
+    @OptionGroup(title: "Solver") var solver: SolverOptions
+
+    /// The recommended options for `method` with these flags applied (not yet validated).
+    func options() throws -> QuantizeOptions {
+        solver.options(method: method, scheme: try grid.scheme(for: method, bits: bits))
+    }
+}
+
 /// The calibration set and the model-level AWQ order (`quantize` and `compare`).
 struct CalibrationOptions: ParsableArguments {
     @Option(help: "Calibration windows.")
