@@ -102,9 +102,14 @@ public final class CausalLM: @unchecked Sendable {
             if checkpoint.contains(b) { biases[linear] = try vector(b, count: dimensions(linear).0) }
         }
         let h = config.hiddenSize
-        return DecoderBlock(config: config, weights: weights, biases: biases,
-                            inputNorm: try vector("model.layers.\(layer).input_layernorm.weight", count: h),
-                            postAttentionNorm: try vector("model.layers.\(layer).post_attention_layernorm.weight", count: h))
+        var block = DecoderBlock(config: config, weights: weights, biases: biases,
+                                 inputNorm: try vector("model.layers.\(layer).input_layernorm.weight", count: h),
+                                 postAttentionNorm: try vector("model.layers.\(layer).post_attention_layernorm.weight", count: h))
+        if config.queryKeyNorm {
+            block.queryNorm = try vector("model.layers.\(layer).self_attn.q_norm.weight", count: config.headDimension)
+            block.keyNorm = try vector("model.layers.\(layer).self_attn.k_norm.weight", count: config.headDimension)
+        }
+        return block
     }
 
     /// The token embedding table `[vocab × hidden]` (loaded once, kept: it is also the tied head).

@@ -61,6 +61,10 @@ public struct DecoderBlock: Sendable {
     public var inputNorm: [Float]
     /// The RMSNorm weight before the MLP (`post_attention_layernorm`), `[hidden]`.
     public var postAttentionNorm: [Float]
+    /// Per-head RMSNorm weights of q and k (`self_attn.q_norm`, `k_norm`, `[headDim]`), for
+    /// families that have them (Qwen3).
+    public var queryNorm: [Float]? = nil
+    public var keyNorm: [Float]? = nil
 
     /// Throws ``LanguageModelError/nonFiniteWeight(tensor:index:)`` naming the first tensor of
     /// block `layer` (as the checkpoint names it) that holds NaN or Inf.
@@ -74,6 +78,8 @@ public struct DecoderBlock: Sendable {
             if let b = biases[linear] { try check(b, linear.rawValue + ".bias", columns: 1) }
         }
         try check(inputNorm, "input_layernorm.weight", columns: 1)
+        if let queryNorm { try check(queryNorm, "self_attn.q_norm.weight", columns: 1) }
+        if let keyNorm { try check(keyNorm, "self_attn.k_norm.weight", columns: 1) }
         try check(postAttentionNorm, "post_attention_layernorm.weight", columns: 1)
     }
 
@@ -110,10 +116,20 @@ public struct DecoderBlock: Sendable {
         var q = Kernels.linear(h, weights[.q]!, bias: biases[.q])
         var k = Kernels.linear(h, weights[.k]!, bias: biases[.k])
         let v = Kernels.linear(h, weights[.v]!, bias: biases[.v])
+        if let queryNorm { q = perHeadNorm(q, weight: queryNorm) }
+        if let keyNorm { k = perHeadNorm(k, weight: keyNorm) }
         rope.rotary.apply(&q, heads: config.headCount, sequenceLength: T, cos: rope.cos, sin: rope.sin)
         rope.rotary.apply(&k, heads: config.keyValueHeadCount, sequenceLength: T, cos: rope.cos, sin: rope.sin)
         return CausalAttention.compute(q: q, k: k, v: v, heads: config.headCount, kvHeads: config.keyValueHeadCount,
                                        headDimension: config.headDimension, sequenceLength: T)
+    }
+
+    /// RMSNorm of every head of `x` (`[tokens × heads·headDim]`): the rows of the same buffer
+    /// seen as `[tokens·heads × headDim]`.
+    func perHeadNorm(_ x: Matrix<Float>, weight: [Float]) -> Matrix<Float> {
+        let d = config.headDimension
+        let normed = Kernels.rmsNorm(Matrix(rows: x.rows * (x.cols / d), cols: d, storage: x.storage), weight: weight, epsilon: config.rmsNormEpsilon)
+        return Matrix(rows: x.rows, cols: x.cols, storage: normed.storage)
     }
 
     /// The whole attention sub-layer on the normed input: `o_proj(attentionHeads(h))`.

@@ -24,7 +24,8 @@ public enum LanguageModelError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidConfig(let f, let r): return "\(f): \(r)"
-        case .unsupportedArchitecture(let a): return "unsupported architecture '\(a)' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)"
+        case .unsupportedArchitecture(let a):
+            return "unsupported architecture '\(a)' (supported: \(ModelFamily.all.map(\.architecture).joined(separator: ", ")))"
         case .missingTensor(let n): return "checkpoint has no tensor '\(n)'"
         case .tensorShape(let n, let e, let f): return "tensor '\(n)' has shape \(f), expected \(e)"
         case .invalidTokenizer(let f, let r): return "\(f): \(r)"

@@ -45,6 +45,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var mlpBias: Bool
     /// `max_position_embeddings`: the longest sequence the model was trained for.
     public var maxPositions: Int
+    /// Per-head RMSNorm of q and k before RoPE (Qwen3's `q_norm`/`k_norm`).
+    public var queryKeyNorm: Bool = false
     /// The raw `quantization_config`, when the checkpoint is quantized.
     public var quantizationConfig: JSONValue?
     /// The whole `config.json` as read (for writing a derived checkpoint).
@@ -109,14 +111,13 @@ public struct ModelConfig: Sendable, Equatable {
         }
         func bool(_ key: String) -> Bool? { if case .bool(let b)? = json[key] { return b }; return nil }
 
-        var arch = "LlamaForCausalLM"
-        if case .array(let a)? = json["architectures"], case .string(let s)? = a.first { arch = s }
-        else if case .string(let t)? = json["model_type"] {
-            arch = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"][t] ?? t
+        var architecture: String? = nil, modelType: String? = nil
+        if case .array(let a)? = json["architectures"], case .string(let s)? = a.first { architecture = s }
+        if case .string(let t)? = json["model_type"] { modelType = t }
+        guard let family = ModelFamily.named(architecture: architecture, modelType: modelType) else {
+            throw LanguageModelError.unsupportedArchitecture(architecture ?? modelType ?? "?")
         }
-        guard ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"].contains(arch) else {
-            throw LanguageModelError.unsupportedArchitecture(arch)
-        }
+        let arch = family.architecture
         if case .string(let act)? = json["hidden_act"], act != "silu" { throw fail("hidden_act '\(act)' is not supported (only silu)") }
         let hidden = try int("hidden_size")
         let heads = try int("num_attention_heads")
@@ -125,7 +126,6 @@ public struct ModelConfig: Sendable, Equatable {
         guard let headDim = try optionalInt("head_dim") ?? (hidden % heads == 0 ? hidden / heads : nil) else {
             throw fail("hidden_size \(hidden) is not a multiple of num_attention_heads \(heads) and there is no head_dim")
         }
-        let isQwen = arch == "Qwen2ForCausalLM"
 
         // rope_theta at top level or inside rope_parameters; scaling in rope_scaling or rope_parameters.
         let ropeParams = json["rope_parameters"]
@@ -157,10 +157,11 @@ public struct ModelConfig: Sendable, Equatable {
                             headDimension: headDim, vocabularySize: try int("vocab_size"),
                             rmsNormEpsilon: Float(try positive("rms_norm_eps") ?? 1e-6), ropeTheta: theta, ropeScaling: scaling,
                             tieWordEmbeddings: bool("tie_word_embeddings") ?? false,
-                            attentionBias: isQwen || (bool("attention_bias") ?? false),
-                            outputBias: !isQwen && (bool("attention_bias") ?? false),
+                            attentionBias: family.alwaysQKVBias || (bool("attention_bias") ?? false),
+                            outputBias: !family.alwaysQKVBias && (bool("attention_bias") ?? false),
                             mlpBias: bool("mlp_bias") ?? false,
                             maxPositions: try optionalInt("max_position_embeddings") ?? 4096)
+        c.queryKeyNorm = family.queryKeyNorm
         c.quantizationConfig = json["quantization_config"]
         c.rawJSON = json
         return c

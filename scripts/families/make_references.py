@@ -1,0 +1,56 @@
+"""Tiny random checkpoints of each model family, made with Hugging Face transformers, with
+transformers' per-token next-token NLLs as the reference QuantKit's forward pass is tested against.
+
+    python scripts/families/make_references.py OUT_DIR [FAMILY ...]      (default: every family)
+
+Needs torch and transformers (pip). Writes OUT_DIR/FAMILY/{config.json, model.safetensors,
+reference.json}: float32 weights, a vocabulary of 512 so each checkpoint is a few hundred KB, norm
+weights drawn around 1 (not left at 1) so that every norm is exercised, and the NLL of each
+predicted token of three seeded sequences of 128 random ids. The files in Tests/Fixtures/families
+were written by this script (transformers 5.17, torch 2.13 CPU).
+"""
+import json, os, sys
+
+import torch
+from transformers import AutoModelForCausalLM
+
+
+def qwen3():
+    from transformers import Qwen3Config
+    # head_dim 32 ≠ hidden / heads (16): the explicit head_dim must be honoured.
+    return Qwen3Config(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=32, max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=1e6,
+                       tie_word_embeddings=True, attention_bias=False, use_sliding_window=False)
+
+
+FAMILIES = {"qwen3": qwen3}
+SEQUENCES, LENGTH = 3, 128
+
+
+def build(name, out):
+    torch.manual_seed(0)
+    config = FAMILIES[name]()
+    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32).eval()
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if "norm" in pname:
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+            else:
+                p.copy_(0.08 * torch.randn_like(p))
+    os.makedirs(out, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, config.vocab_size, (SEQUENCES, LENGTH), generator=g)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits.double()
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, config.vocab_size), ids[:, 1:].reshape(-1), reduction="none")
+    reference = {"family": name, "sequence_length": LENGTH, "input_ids": ids.reshape(-1).tolist(),
+                 "next_token_nll": nll.tolist(), "perplexity": float(torch.exp(nll.mean()))}
+    json.dump(reference, open(os.path.join(out, "reference.json"), "w"))
+    print(f"{name}: perplexity {reference['perplexity']:.6f} over {nll.numel()} tokens → {out}")
+
+
+if __name__ == "__main__":
+    out = sys.argv[1]
+    for name in sys.argv[2:] or FAMILIES:
+        build(name, os.path.join(out, name))
