@@ -17,9 +17,13 @@ WORK="${QUANTKIT_FUZZ_DIR:-$HOME/.cache/quantkit/fuzz}"
 # --sanitize fuzzer alone does not pass them to the frontend).
 FLAGS=(--scratch-path ../.build-fuzz --sanitize fuzzer --sanitize address
        -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table)
+mkdir -p "$WORK"
 status=0
 for h in $HARNESSES; do
-  swift build "${FLAGS[@]}" --product "$h" 2>&1 | grep -E "error|Compiling|Build of" | tail -1
+  # A build folder made before files were added to QuantKit can miss them: start it over once.
+  swift build "${FLAGS[@]}" --product "$h" > "$WORK.build.log" 2>&1 \
+    || { rm -rf ../.build-fuzz; swift build "${FLAGS[@]}" --product "$h" > "$WORK.build.log" 2>&1; } \
+    || { tail -20 "$WORK.build.log"; exit 1; }
   mkdir -p "$WORK/$h"
   cp -n Corpus/"$h"/* "$WORK/$h"/ 2>/dev/null || true
   log="$WORK/$h.log"
