@@ -28,7 +28,7 @@ def main():
     a = ap.parse_args()
 
     tok = AutoTokenizer.from_pretrained(a.model)
-    model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
     ids = tok(open(a.calib, encoding="utf-8").read(), add_special_tokens=False)["input_ids"]
     step = max(1, (len(ids) - a.seqlen) // a.samples)
     windows = [ids[i * step:i * step + a.seqlen] for i in range(a.samples)]

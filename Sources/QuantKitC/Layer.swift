@@ -192,6 +192,32 @@ public func qk_layer_pack(_ h: OpaquePointer?, _ format: Int32, _ prefix: Unsafe
 @_cdecl("qk_layer_free")
 public func qk_layer_free(_ h: OpaquePointer?) { release(h) }
 
+@_cdecl("qk_pack")
+public func qk_pack(_ codes: UnsafePointer<UInt8>?, _ scales: UnsafePointer<Float>?, _ zeros: UnsafePointer<UInt8>?,
+                    _ gIdx: UnsafePointer<Int32>?, _ outFeatures: Int64, _ inFeatures: Int64, _ bits: Int32, _ groupSize: Int32,
+                    _ symmetric: Int32, _ format: Int32, _ prefix: UnsafePointer<CChar>?,
+                    _ out: UnsafeMutablePointer<OpaquePointer?>?) -> qk_status {
+    guarded {
+        let out = try require(out, "out")
+        guard outFeatures > 0, inFeatures > 0 else { throw CInterfaceError("out_features and in_features must be positive") }
+        guard let f = try PackFormat.from(code: format) else { throw CInterfaceError("qk_pack needs an explicit format") }
+        guard let sym = try tristate(symmetric, "symmetric") else { throw CInterfaceError("qk_pack needs symmetric 1 or 0") }
+        let scheme = try QuantScheme(bits: Int(bits), groupSize: Int(groupSize), symmetric: sym)
+        let (o, n) = (Int(outFeatures), Int(inFeatures))
+        let groups = scheme.groupCount(columns: n)
+        let g = scheme.effectiveGroupSize(columns: n)
+        let q = try QuantizedLinear(
+            outFeatures: o, inFeatures: n, scheme: scheme,
+            codes: Array(UnsafeBufferPointer(start: try require(codes, "codes"), count: o * n)),
+            scales: Array(UnsafeBufferPointer(start: try require(scales, "scales"), count: groups * o)),
+            zeros: zeros.map { Array(UnsafeBufferPointer(start: $0, count: groups * o)) }
+                ?? [UInt8](repeating: UInt8(scheme.symmetricZero), count: groups * o),
+            groupIndex: gIdx.map { Array(UnsafeBufferPointer(start: $0, count: n)) } ?? (0..<n).map { Int32($0 / g) })
+        try Packer.check(f, outFeatures: o, inFeatures: n, scheme: scheme, trivialGroupIndex: q.hasTrivialGroupIndex)
+        out.pointee = handle(TensorList(try Packer.pack(q, format: f, prefix: prefix.map { String(cString: $0) } ?? "")))
+    }
+}
+
 @_cdecl("qk_unpack")
 public func qk_unpack(_ tensors: UnsafePointer<qk_tensor>?, _ count: Int64, _ prefix: UnsafePointer<CChar>?, _ format: Int32,
                       _ bits: Int32, _ groupSize: Int32, _ symmetric: Int32, _ outFeatures: Int64, _ inFeatures: Int64,

@@ -22,7 +22,7 @@ import numpy as np
 
 from ._native import PROGRESS, Options, TensorView, lib
 
-__all__ = ["QuantKitError", "QuantizedLayer", "Unpacked", "quantize_layer", "quantize_model", "unpack",
+__all__ = ["QuantKitError", "QuantizedLayer", "Unpacked", "quantize_layer", "quantize_model", "pack", "unpack",
            "read_safetensors", "write_safetensors", "recommended_options", "version", "blas_core"]
 
 METHODS = {"rtn": 0, "gptq": 1, "awq": 2, "awq-gptq": 3}
@@ -264,6 +264,34 @@ def unpack(tensors: Mapping[str, np.ndarray], format: str, *, bits: int = 4, gro
                          int(bool(sym)), out_features, in_features, _pointer(dequantized), _pointer(codes)))
     del keep
     return Unpacked(dequantized=dequantized, codes=codes)
+
+
+def pack(codes, scales, zeros=None, g_idx=None, *, format: str, bits: int = 4, group_size: int | None = 128,
+         sym: bool = True, prefix: str = "") -> dict[str, np.ndarray]:
+    """Packs a layer given as integer ``codes`` (uint8 ``[out, in]``), ``scales`` (float32
+    ``[groups, out]``), ``zeros`` (uint8 ``[groups, out]``; ``None``: the symmetric zero) and
+    ``g_idx`` (int32 ``[in]``; ``None``: column // group_size) into ``format``'s tensors."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    c = np.ascontiguousarray(codes, dtype=np.uint8)
+    if c.ndim != 2:
+        raise ValueError(f"codes must be 2-D [out, in], got shape {c.shape}")
+    out_features, in_features = c.shape
+    groups = 1 if group_size in (None, -1) else -(-in_features // group_size)
+    s = np.ascontiguousarray(scales, dtype=np.float32)
+    if s.size != groups * out_features:
+        raise ValueError(f"scales has {s.size} values, expected [groups={groups}, out={out_features}]")
+    z = None if zeros is None else np.ascontiguousarray(zeros, dtype=np.uint8)
+    if z is not None and z.size != groups * out_features:
+        raise ValueError(f"zeros has {z.size} values, expected [groups={groups}, out={out_features}]")
+    g = None if g_idx is None else np.ascontiguousarray(g_idx, dtype=np.int32)
+    if g is not None and g.size != in_features:
+        raise ValueError(f"g_idx has {g.size} values, expected in={in_features}")
+    handle = ctypes.c_void_p()
+    _check(lib.qk_pack(_pointer(c), _pointer(s), None if z is None else _pointer(z), None if g is None else _pointer(g),
+                       out_features, in_features, bits, -1 if group_size is None else group_size, int(bool(sym)),
+                       FORMATS[format], prefix.encode(), ctypes.byref(handle)))
+    return _tensor_list(handle)
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -52,6 +52,8 @@ _SIGNATURES = {
     "qk_layer_options": ([_handle, ctypes.POINTER(Options)], _status),
     "qk_layer_pack": ([_handle, ctypes.c_int32, ctypes.c_char_p, ctypes.POINTER(_handle)], _status),
     "qk_layer_free": ([_handle], None),
+    "qk_pack": ([ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int32,
+                 ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_char_p, ctypes.POINTER(_handle)], _status),
     "qk_unpack": ([ctypes.POINTER(TensorView), ctypes.c_int64, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
                    ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p], _status),
     "qk_tensors_count": ([_handle], ctypes.c_int64),

@@ -97,6 +97,23 @@ def test_unpack_equals_a_numpy_decoder_and_the_dequantized_weight():
     np.testing.assert_allclose(ua.dequantized / a.awq_scales, a.dequantized, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("format", ["gptq", "gptq-v2", "compressed-tensors"])
+def test_pack_of_unpacked_codes_gives_the_same_bytes(format):
+    w, x = layer(seed=4)
+    q = quantkit.quantize_layer(w, x, group_size=64, format=format, sym=format == "gptq")
+    u = quantkit.unpack(q.tensors, format, bits=4, group_size=64, sym=q.sym)
+    # Grids from the stored tensors: scales as fp16 → float32, zeros decoded by unpack's dequantization.
+    scales = q.tensors["scales"].astype(np.float32) if "scales" in q.tensors else q.tensors["weight_scale"].T.astype(np.float32)
+    groups = scales.shape[0]
+    # zero = code − value/scale for any element of the group; take the first column of each group.
+    zeros = np.rint(u.codes[:, ::64].T - u.dequantized[:, ::64].T / scales).astype(np.uint8)
+    again = quantkit.pack(u.codes, scales, zeros, None, format=format, bits=4, group_size=64, sym=q.sym)
+    assert set(again) == set(q.tensors)
+    for name in q.tensors:
+        assert again[name].tobytes() == q.tensors[name].tobytes(), name
+    assert groups == 4
+
+
 def test_relative_error_is_the_output_error_numpy_measures():
     w, x = layer(seed=2)
     for method in ["gptq", "awq", "awq-gptq", "rtn"]:

@@ -136,6 +136,15 @@ qk_status qk_layer_options(const qk_layer *layer, qk_options *out);
 qk_status qk_layer_pack(const qk_layer *layer, int32_t format, const char *prefix, qk_tensors **out);
 void qk_layer_free(qk_layer *layer);
 
+/* Packs a layer given as integer codes and grids into `format`: codes uint8[out_features *
+ * in_features] in 0…2^bits−1, scales float[groups * out_features], zeros uint8[groups *
+ * out_features] (NULL: the symmetric zero 2^(bits−1)), g_idx int32[in_features] (NULL: column /
+ * group_size), with groups = ceil(in_features / group_size) (1 for group_size −1). Every
+ * invariant is checked; names are prefixed as in qk_layer_pack. */
+qk_status qk_pack(const uint8_t *codes, const float *scales, const uint8_t *zeros, const int32_t *g_idx,
+                  int64_t out_features, int64_t in_features, int32_t bits, int32_t group_size, int32_t symmetric,
+                  int32_t format, const char *prefix, qk_tensors **out);
+
 /* Unpacks one layer stored under `prefix` in `tensors` (e.g. from qk_safetensors_read) and writes
  * its dequantized weight into float[out_features * in_features]; `codes` (uint8[out * in],
  * may be NULL) receives the integer codes. bits/group_size/symmetric describe the grid. */
