@@ -55,4 +55,14 @@ for signal in KILL INT; do
     echo "FAIL: resumed output after SIG$signal differs from the uninterrupted run's"; failed=1
   fi
 done
+# A full disk (stood in for by a 40 MB file-size limit, SIGXFSZ ignored so writes fail with EFBIG):
+# the run fails naming the file, and an existing destination it was to replace (--force) is untouched.
+before=$(digests "$WORK/whole"); listing=$(ls "$WORK/whole")
+if (trap '' XFSZ; ulimit -f 40000; "$BIN" quantize "${args[@]}" --out "$WORK/whole" --force --quiet > /dev/null 2> "$WORK/full"); then
+  echo "FAIL: a run that could not write its output succeeded"; failed=1
+elif grep -q "model.safetensors" "$WORK/full" && [ "$(digests "$WORK/whole")" = "$before" ] && [ "$(ls "$WORK/whole")" = "$listing" ]; then
+  echo "ok: a write failure part-way ($(tail -1 "$WORK/full" | cut -c1-90)) left the destination as it was"
+else
+  cat "$WORK/full"; echo "FAIL: a failed write changed the destination or did not name the file"; failed=1
+fi
 [ "$failed" = 0 ] && echo "1 passed, 0 failed: end-to-end" || { echo "0 passed, 1 failed: end-to-end"; exit 1; }
