@@ -213,7 +213,7 @@ enum SingleLinear {
                 // GPTQ methods search their ranges inside the solver. The scaled columns see x/s.
                 if let meanSquares {
                     let importance = zip(meanSquares, s ?? [Float](repeating: 1, count: w.cols)).map { $0 / ($1 * $1) }
-                    grids = MSEClipSearch(norm: 2, weighted: true).grids(for: w, scheme: options.scheme, importance: importance)
+                    grids = RecommendedSettings.weightedRangeSearch.grids(for: w, scheme: options.scheme, importance: importance)
                     clipped = true
                 }
             default:

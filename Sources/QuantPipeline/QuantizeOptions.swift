@@ -38,7 +38,10 @@ public enum RecommendedSettings {
     public static let seed: UInt64 = 0
     /// GPTQ's range search: squared error weighted by `diag H` (14.12 against 14.96 for min–max,
     /// GPTQ W4 g64 asym).
-    public static let gptqClip: MSEClipSearch? = MSEClipSearch(norm: 2, weighted: true)
+    public static let gptqClip: MSEClipSearch? = weightedRangeSearch
+    /// The range search GPTQ and AWQ use: squared error weighted by `diag H` (or `E[x²]`), 100
+    /// shrinks of min and max together down to 0.2 of the range.
+    public static let weightedRangeSearch = MSEClipSearch(norm: 2, weighted: true)
     /// AutoAWQ's duo grid (measured best of the three).
     public static let awqGrid = AWQSearchOptions.Grid.duo
     /// The weighted range search (14.96 against 15.09 for AutoAWQ's clip, W4 g64 asym).

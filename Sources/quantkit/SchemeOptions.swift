@@ -63,7 +63,7 @@ struct SolverOptions: ParsableArguments {
             switch self {
             case .none: return nil
             case .mse: return MSEClipSearch()
-            case .weighted: return MSEClipSearch(norm: 2, weighted: true)
+            case .weighted: return RecommendedSettings.weightedRangeSearch
             }
         }
     }
