@@ -41,21 +41,8 @@ public func qk_last_error() -> UnsafePointer<CChar>? {
 public func qk_options_init(_ out: UnsafeMutablePointer<qk_options>?, _ method: Int32) -> qk_status {
     guarded {
         let out = try require(out, "options")
-        let m = try QuantMethod(code: method)
-        var c = qk_options()
-        c.method = method
-        c.bits = Int32(RecommendedSettings.bits)
-        c.group_size = Int32(RecommendedSettings.groupSize)
-        c.symmetric = RecommendedSettings.symmetric(for: m) ? 1 : 0
-        c.format = -1
-        c.act_order = RecommendedSettings.actOrder(for: m) ? 1 : 0
-        c.static_groups = c.act_order
-        c.damping = RecommendedSettings.damping
-        c.samples = Int32(RecommendedSettings.samples)
-        c.sequence_length = Int32(RecommendedSettings.sequenceLength)
-        c.seed = RecommendedSettings.seed
-        c.max_shard_bytes = 0
-        c.resume = 0
+        var c = cOptions(try QuantizeOptions(method: try QuantMethod(code: method)))
+        c.format = -1  // recommended: follows bits and symmetry when the caller changes them
         out.pointee = c
     }
 }
@@ -159,20 +146,7 @@ public func qk_layer_options(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<qk
     guarded {
         let o = try object(h, as: QuantizedLayer.self, "layer").options
         let out = try require(out, "out")
-        var c = qk_options()
-        c.method = [QuantMethod.rtn, .gptq, .awq, .awqGPTQ].firstIndex(of: o.method).map(Int32.init) ?? -1
-        c.bits = Int32(o.scheme.bits)
-        c.group_size = Int32(o.scheme.configGroupSize)
-        c.symmetric = o.scheme.symmetric ? 1 : 0
-        c.format = o.format.code
-        c.act_order = o.actOrder ? 1 : 0
-        c.static_groups = o.staticGroups ? 1 : 0
-        c.damping = o.damping
-        c.samples = Int32(o.samples)
-        c.sequence_length = Int32(o.sequenceLength)
-        c.seed = o.seed
-        c.max_shard_bytes = Int64(o.maxShardBytes ?? 0)
-        out.pointee = c
+        out.pointee = cOptions(o)
     }
 }
 

@@ -64,15 +64,36 @@ func require<T>(_ value: T?, _ what: String) throws -> T {
 func string(_ p: UnsafePointer<CChar>?, _ what: String) throws -> String { String(cString: try require(p, what)) }
 
 extension QuantMethod {
+    /// The `qk_method` values, in their order.
+    static let byCode: [QuantMethod] = [.rtn, .gptq, .awq, .awqGPTQ]
+
     init(code: Int32) throws {
-        switch code {
-        case 0: self = .rtn
-        case 1: self = .gptq
-        case 2: self = .awq
-        case 3: self = .awqGPTQ
-        default: throw CInterfaceError("method \(code) is not one of QK_METHOD_RTN (0), GPTQ (1), AWQ (2), AWQ_GPTQ (3)")
+        guard Self.byCode.indices.contains(Int(code)) else {
+            throw CInterfaceError("method \(code) is not one of QK_METHOD_RTN (0), GPTQ (1), AWQ (2), AWQ_GPTQ (3)")
         }
+        self = Self.byCode[Int(code)]
     }
+
+    var code: Int32 { Int32(Self.byCode.firstIndex(of: self)!) }
+}
+
+/// The `qk_options` of Swift options, every field resolved.
+func cOptions(_ o: QuantizeOptions) -> qk_options {
+    var c = qk_options()
+    c.method = o.method.code
+    c.bits = Int32(o.scheme.bits)
+    c.group_size = Int32(o.scheme.configGroupSize)
+    c.symmetric = o.scheme.symmetric ? 1 : 0
+    c.format = o.format.code
+    c.act_order = o.actOrder ? 1 : 0
+    c.static_groups = o.staticGroups ? 1 : 0
+    c.damping = o.damping
+    c.samples = Int32(o.samples)
+    c.sequence_length = Int32(o.sequenceLength)
+    c.seed = o.seed
+    c.max_shard_bytes = Int64(o.maxShardBytes ?? 0)
+    c.resume = 0
+    return c
 }
 
 extension PackFormat {

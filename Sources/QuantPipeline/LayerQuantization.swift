@@ -87,7 +87,11 @@ public enum LayerQuantization {
             if let s = scales { scaleSymmetric(&h, by: s.map { 1 / Double($0) }) }
             prepared = try PreparedHessian(h, configuration: options.gptqConfiguration)
         }
-        let meanSquares = activations.map(columnMeanSquares) ?? H.map { h in (0..<h.rows).map { Float(h[$0, $0] / 2) } }
+        // E[x²] per input column: only AWQ's RTN range search reads it.
+        var meanSquares: [Float]? = nil
+        if options.usesAWQ && !gptq && options.awqClip == .weighted {
+            meanSquares = activations.map(columnMeanSquares) ?? H.map { h in (0..<h.rows).map { Float(h[$0, $0] / 2) } }
+        }
         let solved = try SingleLinear.solve(weight, scales: scales, prepared: prepared, meanSquares: meanSquares,
                                             clipInputs: activations.map(AWQClipSearch.strided), options: options, name: name)
         var result = Result(quantized: solved.quantized, awqScales: scales, effectiveWeight: solved.effective,
