@@ -166,7 +166,8 @@ public final class Tokenizer: @unchecked Sendable {
         }
         byteToId = b2i
         for key in ["dropout", "continuing_subword_prefix", "end_of_word_suffix"] {
-            if let v = model[key], v != .null, v != .number(0) { throw fail("model.\(key) = \(v) is not supported") }
+            // `null`, `0` and `""` (Qwen2's tokenizer writes empty affixes) all mean "none".
+            if let v = model[key], v != .null, v != .number(0), v != .string("") { throw fail("model.\(key) = \(v) is not supported") }
         }
         if case .bool(true)? = model["ignore_merges"] { throw fail("model.ignore_merges = true is not supported") }
         var characterMode: CharacterMode? = nil

@@ -63,6 +63,24 @@ import TestSupport
         }
     }
 
+    /// Qwen2's `tokenizer.json` writes `"continuing_subword_prefix": ""` and `"end_of_word_suffix": ""`,
+    /// which `tokenizers` treats as no affix; any other affix is refused naming the field.
+    @Test func emptySubwordAffixesMeanNone() throws {
+        let json = try String(contentsOfFile: Fixtures.smolLM2File("tokenizer.json"), encoding: .utf8)
+        func variant(_ value: String) -> String {
+            json.replacingOccurrences(of: "\"continuing_subword_prefix\": null", with: "\"continuing_subword_prefix\": \(value)")
+                .replacingOccurrences(of: "\"end_of_word_suffix\": null", with: "\"end_of_word_suffix\": \(value)")
+        }
+        let empty = variant("\"\"")
+        #expect(empty != json)
+        let eval = try String(contentsOfFile: Fixtures.text("eval.txt"), encoding: .utf8)
+        let head = String(eval.prefix(20_000))
+        #expect(try Tokenizer(data: Array(empty.utf8)).encode(head) == tokenizer.encode(head))
+        #expect {
+            try Tokenizer(data: Array(variant("\"##\"").utf8))
+        } throws: { "\($0)".contains("continuing_subword_prefix") }
+    }
+
     @Test func specialTokensAreSplitOut() {
         let ids = tokenizer.encode("<|im_start|>user\nhi<|im_end|>")
         #expect(ids.first == 1)
