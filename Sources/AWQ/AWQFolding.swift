@@ -26,10 +26,11 @@ public enum AWQFolding {
         }
     }
 
-    /// A norm's weight (or bias) divided by `s`.
-    public static func divide(_ v: [Float], by s: [Float]) -> [Float] {
+    /// A norm's weight (or bias) divided by `s`. A norm that multiplies by `offset + w` (Gemma:
+    /// `1 + w`) gets the `w′` with `offset + w′ = (offset + w) / s`.
+    public static func divide(_ v: [Float], by s: [Float], offset: Float = 0) -> [Float] {
         precondition(v.count == s.count)
-        return zip(v, s).map { $0 / $1 }
+        return zip(v, s).map { (offset + $0) / $1 - offset }
     }
 
     /// `X ← X·diag(s)⁻¹` (activations of the balanced linears after folding).

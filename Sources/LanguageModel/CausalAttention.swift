@@ -1,7 +1,9 @@
 import QuantCore
 
 /// Grouped-query causal self-attention over equal-length sequences:
-/// `softmax(Q·Kᵀ/√d + causal mask)·V`.
+/// `softmax(cap(Q·Kᵀ·scale) + causal mask)·V`, where `scale` is `1/√d` unless the family sets
+/// it, `cap` is the identity or Gemma 2's `c·tanh(·/c)`, and a sliding layer's mask also hides
+/// keys `window` or more positions back.
 ///
 /// The work is split into independent tasks — one per sequence, key/value head and block of
 /// `queryBlock` queries — that the cores take in turn, each running single-threaded BLAS (the
@@ -14,14 +16,26 @@ import QuantCore
 enum CausalAttention {
     static let queryBlock = 128
 
+    /// Head counts and the score transform of one layer.
+    struct Shape {
+        var heads: Int, kvHeads: Int, headDimension: Int
+        /// The factor on `q·kᵀ` (`nil`: `1/√d`).
+        var scale: Float? = nil
+        /// Soft-capping of the scaled scores (Gemma 2).
+        var softcap: Float? = nil
+        /// Sliding window `W`: the query at `p` sees keys `p − W < k ≤ p` (`nil`: all `k ≤ p`).
+        var window: Int? = nil
+    }
+
     /// - Parameters: `q` `[S·T × heads·d]`, `k`, `v` `[S·T × kvHeads·d]` (after RoPE).
     /// - Returns: `[S·T × heads·d]`.
-    static func compute(q: Matrix<Float>, k: Matrix<Float>, v: Matrix<Float>, heads: Int, kvHeads: Int,
-                        headDimension d: Int, sequenceLength T: Int) -> Matrix<Float> {
+    static func compute(q: Matrix<Float>, k: Matrix<Float>, v: Matrix<Float>, shape: Shape, sequenceLength T: Int) -> Matrix<Float> {
+        let heads = shape.heads, kvHeads = shape.kvHeads, d = shape.headDimension
+        let window = shape.window.map { max($0, 1) } ?? Int.max
         let sequences = q.rows / T
         var out = Matrix<Float>(rows: q.rows, cols: heads * d)
         let group = heads / kvHeads
-        let scale = 1 / Float(d).squareRoot()
+        let scale = shape.scale ?? 1 / Float(d).squareRoot()
         let qw = heads * d, kw = kvHeads * d
         let block = min(queryBlock, T)
         let blocks = (T + block - 1) / block
@@ -41,8 +55,10 @@ enum CausalAttention {
                         } _: { task, scratch in
                             // Heaviest (last) blocks first, so the cores finish together.
                             let b = blocks - 1 - task % blocks, g = (task / blocks) % kvHeads, s = task / (blocks * kvHeads)
-                            let b0 = b * block, rows = min(b0 + block, T) - b0, keys = b0 + rows, m = group * rows
-                            let kBase = k0 + s * T * kw + g * d, vBase = v0 + s * T * kw + g * d
+                            let b0 = b * block, rows = min(b0 + block, T) - b0, m = group * rows
+                            // Keys [first, b0 + rows): the block's earliest query sees back to b0 − W + 1.
+                            let first = window == .max ? 0 : max(0, b0 - window + 1), keys = b0 + rows - first
+                            let kBase = k0 + (s * T + first) * kw + g * d, vBase = v0 + (s * T + first) * kw + g * d
                             scratch.q.withUnsafeMutableBufferPointer { sq in
                                 scratch.scores.withUnsafeMutableBufferPointer { sp in
                                     scratch.o.withUnsafeMutableBufferPointer { so in
@@ -57,8 +73,15 @@ enum CausalAttention {
                                             Float.gemm(.none, .transpose, m: m, n: keys, k: d, alpha: scale,
                                                        a: sq.baseAddress!, lda: d, b: kBase, ldb: kw, beta: 0, c: sp.baseAddress!, ldc: keys)
                                             for row in 0..<m {
-                                                let p = UnsafeMutableBufferPointer(start: sp.baseAddress! + row * keys, count: keys)
-                                                sums[row] = Kernels.softmaxNumerators(p, visible: b0 + row % rows + 1)
+                                                // Position b0 + r sees keys [max(0, pos − W + 1), pos] (relative to `first`).
+                                                let pos = b0 + row % rows
+                                                let lo = window == .max ? 0 : max(0, pos - window + 1) - first
+                                                let rowStart = sp.baseAddress! + row * keys
+                                                rowStart.update(repeating: 0, count: lo)
+                                                let p = UnsafeMutableBufferPointer(start: rowStart + lo, count: keys - lo)
+                                                let visible = pos - first + 1 - lo
+                                                if let cap = shape.softcap { Kernels.softcap(UnsafeMutableBufferPointer(rebasing: p[0..<visible]), cap: cap) }
+                                                sums[row] = Kernels.softmaxNumerators(p, visible: visible)
                                             }
                                             Float.gemm(.none, .none, m: m, n: d, k: keys, alpha: 1,
                                                        a: sp.baseAddress!, lda: keys, b: vBase, ldb: kw, beta: 0, c: so.baseAddress!, ldc: d)

@@ -46,8 +46,10 @@ public final class CausalLM: @unchecked Sendable {
                     throw LanguageModelError.missingTensor(name + ".weight")
                 }
             }
-            try expect("model.layers.\(i).input_layernorm.weight", [c.hiddenSize])
-            try expect("model.layers.\(i).post_attention_layernorm.weight", [c.hiddenSize])
+            let norms = c.family.norms
+            for name in [norms.attentionInput, norms.attentionOutput, norms.mlpInput, norms.mlpOutput].compactMap({ $0 }) {
+                try expect("model.layers.\(i).\(name).weight", [c.hiddenSize])
+            }
         }
     }
 
@@ -101,10 +103,13 @@ public final class CausalLM: @unchecked Sendable {
             let b = "model.layers.\(layer).\(linear.rawValue).bias"
             if checkpoint.contains(b) { biases[linear] = try vector(b, count: dimensions(linear).0) }
         }
-        let h = config.hiddenSize
+        let h = config.hiddenSize, names = config.family.norms
+        func norm(_ name: String) throws -> [Float] { try vector("model.layers.\(layer).\(name).weight", count: h) }
         var block = DecoderBlock(config: config, weights: weights, biases: biases,
-                                 inputNorm: try vector("model.layers.\(layer).input_layernorm.weight", count: h),
-                                 postAttentionNorm: try vector("model.layers.\(layer).post_attention_layernorm.weight", count: h))
+                                 inputNorm: try norm(names.attentionInput), mlpNorm: try norm(names.mlpInput))
+        block.attentionOutputNorm = try names.attentionOutput.map(norm)
+        block.mlpOutputNorm = try names.mlpOutput.map(norm)
+        block.slidingWindow = config.slidingWindow(layer: layer)
         if config.queryKeyNorm {
             block.queryNorm = try vector("model.layers.\(layer).self_attn.q_norm.weight", count: config.headDimension)
             block.keyNorm = try vector("model.layers.\(layer).self_attn.k_norm.weight", count: config.headDimension)
@@ -138,6 +143,11 @@ public final class CausalLM: @unchecked Sendable {
         }
         if !x.isFinite, let k = x.storage.firstIndex(where: { !$0.isFinite }) {
             throw LanguageModelError.nonFiniteWeight(tensor: "model.embed_tokens.weight", index: [Int(tokens[k / h]), k % h])
+        }
+        if config.family.scalesEmbedding {
+            // Gemma: × √hidden, the factor rounded to float32 first as transformers does.
+            let factor = Float(Double(h).squareRoot())
+            x.storage.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] *= factor } }
         }
         return x
     }

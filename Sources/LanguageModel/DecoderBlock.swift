@@ -57,10 +57,17 @@ public struct DecoderBlock: Sendable {
     public var weights: [BlockLinear: Matrix<Float>]
     /// Biases `[out]`, for the linears that have one.
     public var biases: [BlockLinear: [Float]]
-    /// RMSNorm scales `[hidden]`.
+    /// The RMSNorm weight before attention (`input_layernorm`), `[hidden]`, as stored: the norm
+    /// multiplies by `config.family.normOffset + w`.
     public var inputNorm: [Float]
-    /// The RMSNorm weight before the MLP (`post_attention_layernorm`), `[hidden]`.
-    public var postAttentionNorm: [Float]
+    /// The RMSNorm weight before the MLP (LLaMA's `post_attention_layernorm`, Gemma's
+    /// `pre_feedforward_layernorm`), `[hidden]`.
+    public var mlpNorm: [Float]
+    /// Gemma 2/3's norms on the attention and MLP outputs before each residual add, `[hidden]`.
+    public var attentionOutputNorm: [Float]? = nil
+    public var mlpOutputNorm: [Float]? = nil
+    /// This layer's attention window (`nil`: global attention).
+    public var slidingWindow: Int? = nil
     /// Per-head RMSNorm weights of q and k (`self_attn.q_norm`, `k_norm`, `[headDim]`), for
     /// families that have them (Qwen3).
     public var queryNorm: [Float]? = nil
@@ -77,20 +84,28 @@ public struct DecoderBlock: Sendable {
             if let w = weights[linear], !w.isFinite { try check(w.storage, linear.rawValue + ".weight", columns: w.cols) }
             if let b = biases[linear] { try check(b, linear.rawValue + ".bias", columns: 1) }
         }
-        try check(inputNorm, "input_layernorm.weight", columns: 1)
+        let names = config.family.norms
+        try check(inputNorm, names.attentionInput + ".weight", columns: 1)
         if let queryNorm { try check(queryNorm, "self_attn.q_norm.weight", columns: 1) }
         if let keyNorm { try check(keyNorm, "self_attn.k_norm.weight", columns: 1) }
-        try check(postAttentionNorm, "post_attention_layernorm.weight", columns: 1)
+        if let attentionOutputNorm, let n = names.attentionOutput { try check(attentionOutputNorm, n + ".weight", columns: 1) }
+        try check(mlpNorm, names.mlpInput + ".weight", columns: 1)
+        if let mlpOutputNorm, let n = names.mlpOutput { try check(mlpOutputNorm, n + ".weight", columns: 1) }
     }
 
     /// A block from its weights (`[out × in]` per linear), biases and norm weights.
     public init(config: ModelConfig, weights: [BlockLinear: Matrix<Float>], biases: [BlockLinear: [Float]],
-                inputNorm: [Float], postAttentionNorm: [Float]) {
+                inputNorm: [Float], mlpNorm: [Float]) {
         self.config = config
         self.weights = weights
         self.biases = biases
         self.inputNorm = inputNorm
-        self.postAttentionNorm = postAttentionNorm
+        self.mlpNorm = mlpNorm
+    }
+
+    /// RMSNorm of every row of `x` with a norm weight of this family.
+    func norm(_ x: Matrix<Float>, _ weight: [Float]) -> Matrix<Float> {
+        Kernels.rmsNorm(x, weight: weight, offset: config.family.normOffset, epsilon: config.rmsNormEpsilon)
     }
 
     /// The observer type: sees a linear input `[tokens × in]` and may edit the block.
@@ -99,16 +114,20 @@ public struct DecoderBlock: Sendable {
     /// Runs the block on `x` (`[S·T × hidden]`: `S` sequences of length `T`, positions restarting
     /// at 0 in each) in place.
     public mutating func forward(_ x: inout Matrix<Float>, sequenceLength T: Int, rope: RopeTables, hook: Hook? = nil) rethrows {
-        let h = Kernels.rmsNorm(x, weight: inputNorm, epsilon: config.rmsNormEpsilon)
+        let h = norm(x, inputNorm)
         try hook?(.attentionInput, h, &self)
         let heads = attentionHeads(h, sequenceLength: T, rope: rope)
         try hook?(.attentionOutput, heads, &self)
-        Kernels.add(&x, Kernels.linear(heads, weights[.o]!, bias: biases[.o]))
-        let h2 = Kernels.rmsNorm(x, weight: postAttentionNorm, epsilon: config.rmsNormEpsilon)
+        var a = Kernels.linear(heads, weights[.o]!, bias: biases[.o])
+        if let attentionOutputNorm { a = norm(a, attentionOutputNorm) }
+        Kernels.add(&x, a)
+        let h2 = norm(x, mlpNorm)
         try hook?(.mlpInput, h2, &self)
         let m = mlpIntermediate(h2)
         try hook?(.mlpIntermediate, m, &self)
-        Kernels.add(&x, Kernels.linear(m, weights[.down]!, bias: biases[.down]))
+        var d = Kernels.linear(m, weights[.down]!, bias: biases[.down])
+        if let mlpOutputNorm { d = norm(d, mlpOutputNorm) }
+        Kernels.add(&x, d)
     }
 
     /// q/k/v projections, RoPE and causal attention of the normed input `h`: the input of o_proj.
@@ -118,17 +137,19 @@ public struct DecoderBlock: Sendable {
         let v = Kernels.linear(h, weights[.v]!, bias: biases[.v])
         if let queryNorm { q = perHeadNorm(q, weight: queryNorm) }
         if let keyNorm { k = perHeadNorm(k, weight: keyNorm) }
-        rope.rotary.apply(&q, heads: config.headCount, sequenceLength: T, cos: rope.cos, sin: rope.sin)
-        rope.rotary.apply(&k, heads: config.keyValueHeadCount, sequenceLength: T, cos: rope.cos, sin: rope.sin)
-        return CausalAttention.compute(q: q, k: k, v: v, heads: config.headCount, kvHeads: config.keyValueHeadCount,
-                                       headDimension: config.headDimension, sequenceLength: T)
+        let tables = rope.tables(sliding: slidingWindow != nil)
+        tables.apply(&q, heads: config.headCount, sequenceLength: T)
+        tables.apply(&k, heads: config.keyValueHeadCount, sequenceLength: T)
+        let shape = CausalAttention.Shape(heads: config.headCount, kvHeads: config.keyValueHeadCount, headDimension: config.headDimension,
+                                          scale: config.attentionScale, softcap: config.attentionSoftcap, window: slidingWindow)
+        return CausalAttention.compute(q: q, k: k, v: v, shape: shape, sequenceLength: T)
     }
 
     /// RMSNorm of every head of `x` (`[tokens × heads·headDim]`): the rows of the same buffer
     /// seen as `[tokens·heads × headDim]`.
     func perHeadNorm(_ x: Matrix<Float>, weight: [Float]) -> Matrix<Float> {
         let d = config.headDimension
-        let normed = Kernels.rmsNorm(Matrix(rows: x.rows * (x.cols / d), cols: d, storage: x.storage), weight: weight, epsilon: config.rmsNormEpsilon)
+        let normed = norm(Matrix(rows: x.rows * (x.cols / d), cols: d, storage: x.storage), weight)
         return Matrix(rows: x.rows, cols: x.cols, storage: normed.storage)
     }
 
@@ -142,11 +163,11 @@ public struct DecoderBlock: Sendable {
     /// row chunks and only the `silu(gate)·up` result is kept whole.
     public static let mlpChunkRows = 4096
 
-    /// `silu(h·gateᵀ)·(h·upᵀ)`: the input of down_proj.
+    /// `act(h·gateᵀ)·(h·upᵀ)` (SiLU or tanh-GELU): the input of down_proj.
     public func mlpIntermediate(_ h: Matrix<Float>) -> Matrix<Float> {
         func chunk(_ x: Matrix<Float>) -> Matrix<Float> {
             var g = Kernels.linear(x, weights[.gate]!, bias: biases[.gate])
-            Kernels.siluMultiply(&g, Kernels.linear(x, weights[.up]!, bias: biases[.up]))
+            Kernels.gatedMultiply(&g, Kernels.linear(x, weights[.up]!, bias: biases[.up]), activation: config.activation)
             return g
         }
         if h.rows <= Self.mlpChunkRows { return chunk(h) }
@@ -162,7 +183,7 @@ public struct DecoderBlock: Sendable {
         return m
     }
 
-    /// The whole MLP sub-layer on the normed input.
+    /// The whole MLP sub-layer on the normed input (before any output norm).
     public func mlp(_ h: Matrix<Float>) -> Matrix<Float> {
         Kernels.linear(mlpIntermediate(h), weights[.down]!, bias: biases[.down])
     }
@@ -173,18 +194,37 @@ public struct DecoderBlock: Sendable {
     }
 }
 
-/// Precomputed RoPE tables for one sequence length.
+/// Precomputed RoPE tables for one sequence length: the global layers' and, when they differ
+/// (Gemma 3), the sliding layers'.
 public struct RopeTables: Sendable {
-    let rotary: RotaryEmbedding
-    let cos: [Float]
-    let sin: [Float]
+    struct Tables: Sendable {
+        let rotary: RotaryEmbedding
+        let cos: [Float]
+        let sin: [Float]
+
+        init(_ rotary: RotaryEmbedding, length: Int) {
+            self.rotary = rotary
+            (cos, sin) = rotary.tables(positions: length)
+        }
+
+        func apply(_ x: inout Matrix<Float>, heads: Int, sequenceLength T: Int) {
+            rotary.apply(&x, heads: heads, sequenceLength: T, cos: cos, sin: sin)
+        }
+    }
+    let global: Tables
+    let local: Tables?
     /// Positions covered.
     public let length: Int
 
     /// The cosine and sine tables of positions `0..<length` for `config`'s RoPE.
     public init(config: ModelConfig, length: Int) {
-        rotary = RotaryEmbedding(config: config)
-        (cos, sin) = rotary.tables(positions: length)
+        global = Tables(RotaryEmbedding(config: config), length: length)
+        local = config.localRopeTheta.map {
+            Tables(RotaryEmbedding(headDimension: config.headDimension, theta: $0, scaling: config.localRopeScaling), length: length)
+        }
         self.length = length
     }
+
+    /// The tables of a sliding (`true`) or global layer.
+    func tables(sliding: Bool) -> Tables { sliding ? local ?? global : global }
 }

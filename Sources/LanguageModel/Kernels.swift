@@ -87,10 +87,12 @@ enum Kernels {
         return total
     }
 
-    /// `x[t] ← x[t] / rms(x[t]) · γ` for every row `t` of `x` (`[rows × cols]`), into `out`.
-    static func rmsNorm(_ x: Matrix<Float>, weight: [Float], epsilon: Float) -> Matrix<Float> {
+    /// `x[t] / rms(x[t]) · (offset + w)` for every row `t` of `x` (`[rows × cols]`); `offset` is 1
+    /// for Gemma's norms, 0 otherwise.
+    static func rmsNorm(_ x: Matrix<Float>, weight w: [Float], offset: Float = 0, epsilon: Float) -> Matrix<Float> {
         var out = Matrix<Float>(rows: x.rows, cols: x.cols)
         let d = x.cols
+        let weight = offset == 0 ? w : w.map { offset + $0 }
         x.storage.withUnsafeBufferPointer { src in
             weight.withUnsafeBufferPointer { g in
                 out.storage.withUnsafeMutableBufferPointer { dst in
@@ -108,6 +110,46 @@ enum Kernels {
             }
         }
         return out
+    }
+
+    /// `act(gate) · up`, element-wise, into `gate`.
+    static func gatedMultiply(_ gate: inout Matrix<Float>, _ up: Matrix<Float>, activation: ModelFamily.Activation) {
+        switch activation {
+        case .silu: siluMultiply(&gate, up)
+        case .geluTanh: geluTanhMultiply(&gate, up)
+        }
+    }
+
+    /// `gelu_tanh(gate) · up` into `gate`: `½g(1 + tanh u) = g·σ(2u)` with `u = √(2/π)(g + 0.044715g³)`,
+    /// eight elements at a time.
+    static func geluTanhMultiply(_ gate: inout Matrix<Float>, _ up: Matrix<Float>) {
+        gate.storage.withUnsafeMutableBufferPointer { g in
+            up.storage.withUnsafeBufferPointer { u in
+                parallelChunks(g.count, minimumPerChunk: 1 << 16, alignment: 8) { chunk in
+                    let gp = g.baseAddress!, up = u.baseAddress!
+                    var i = chunk.lowerBound
+                    while i < chunk.upperBound {
+                        let c = min(8, chunk.upperBound - i)
+                        let x = load(gp + i, count: c)
+                        let twoU = 2 * 0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)
+                        store(x / (1 + expV(-twoU)) * load(up + i, count: c), gp + i, count: c)
+                        i += c
+                    }
+                }
+            }
+        }
+    }
+
+    /// `c·tanh(x / c)` for every element, in place (soft-capping), with `tanh y = 1 − 2 / (e^{2y} + 1)`.
+    static func softcap(_ p: UnsafeMutableBufferPointer<Float>, cap: Float) {
+        let n = p.count, base = p.baseAddress!
+        var i = 0
+        while i < n {
+            let c = min(8, n - i)
+            let y = load(base + i, count: c) * (2 / cap)
+            store(cap - 2 * cap / (expV(y) + 1), base + i, count: c)
+            i += c
+        }
     }
 
     /// `silu(gate) · up`, element-wise, into `gate`: `g / (1 + e^−g) · u`, one pass, eight

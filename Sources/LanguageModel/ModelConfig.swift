@@ -47,6 +47,24 @@ public struct ModelConfig: Sendable, Equatable {
     public var maxPositions: Int
     /// Per-head RMSNorm of q and k before RoPE (Qwen3's `q_norm`/`k_norm`).
     public var queryKeyNorm: Bool = false
+    /// The family description the forward pass reads (norm names and form, embedding scale, …).
+    public var family: ModelFamily = .llama
+    /// The MLP's gate activation (`hidden_act`, or Gemma's `hidden_activation`).
+    public var activation: ModelFamily.Activation = .silu
+    /// The factor on `q·kᵀ`: `query_pre_attn_scalar^(−1/2)` when the config has one (Gemma),
+    /// else `nil` for `head_dim^(−1/2)`.
+    public var attentionScale: Float? = nil
+    /// `attn_logit_softcapping`: scores become `c·tanh(scores / c)` before the mask (Gemma 2).
+    public var attentionSoftcap: Float? = nil
+    /// `final_logit_softcapping`: logits become `c·tanh(logits / c)` (Gemma 2).
+    public var finalLogitSoftcap: Float? = nil
+    /// `sliding_window`: a sliding layer's query at position `p` sees keys `p − W < k ≤ p`.
+    public var slidingWindow: Int? = nil
+    /// Per layer, whether it is a sliding-window layer (`layer_types`, or the family's rule).
+    public var slidingLayers: [Bool] = []
+    /// RoPE base and scaling of sliding layers when they differ from the global ones (Gemma 3).
+    public var localRopeTheta: Double? = nil
+    public var localRopeScaling: RopeScaling = .none
     /// The raw `quantization_config`, when the checkpoint is quantized.
     public var quantizationConfig: JSONValue?
     /// The whole `config.json` as read (for writing a derived checkpoint).
@@ -75,6 +93,12 @@ public struct ModelConfig: Sendable, Equatable {
         self.maxPositions = maxPositions
         self.quantizationConfig = nil
         self.rawJSON = nil
+        self.family = ModelFamily.named(architecture: architecture, modelType: nil) ?? .llama
+    }
+
+    /// The attention window of layer `layer`: `sliding_window` for a sliding layer, else `nil`.
+    public func slidingWindow(layer: Int) -> Int? {
+        layer < slidingLayers.count && slidingLayers[layer] ? slidingWindow : nil
     }
 
     /// Reads `directory/config.json`.
@@ -118,7 +142,15 @@ public struct ModelConfig: Sendable, Equatable {
             throw LanguageModelError.unsupportedArchitecture(architecture ?? modelType ?? "?")
         }
         let arch = family.architecture
-        if case .string(let act)? = json["hidden_act"], act != "silu" { throw fail("hidden_act '\(act)' is not supported (only silu)") }
+        var activation = family.defaultActivation
+        for key in [family.activationKey, "hidden_act"] {
+            guard let v = json[key], v != .null else { continue }
+            guard case .string(let name) = v, let a = ModelFamily.Activation(rawValue: name) else {
+                throw fail("\(key) \(v) is not supported (\(ModelFamily.Activation.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            activation = a
+            break
+        }
         let hidden = try int("hidden_size")
         let heads = try int("num_attention_heads")
         let kvHeads = try optionalInt("num_key_value_heads") ?? heads
@@ -127,43 +159,93 @@ public struct ModelConfig: Sendable, Equatable {
             throw fail("hidden_size \(hidden) is not a multiple of num_attention_heads \(heads) and there is no head_dim")
         }
 
-        // rope_theta at top level or inside rope_parameters; scaling in rope_scaling or rope_parameters.
-        let ropeParams = json["rope_parameters"]
-        let theta = try positive("rope_theta") ?? positive("rope_theta", in: ropeParams) ?? 10000
-        var scaling = ModelConfig.RopeScaling.none
-        for key in ["rope_scaling", "rope_parameters"] {
-            guard let s = json[key], case .object = s else { continue }
+        // RoPE: rope_theta at top level or inside rope_parameters; scaling in rope_scaling or
+        // rope_parameters; transformers 5 nests both per layer type (Gemma 3), older Gemma 3
+        // configs give the sliding layers' base as rope_local_base_freq.
+        func scaling(_ s: JSONValue, key: String) throws -> RopeScaling? {
             var type = "default"
             if case .string(let t)? = s["rope_type"] { type = t } else if case .string(let t)? = s["type"] { type = t }
             switch type {
-            case "default": continue
+            case "default": return nil
             case "linear":
                 guard let f = try positive("factor", in: s) else { throw fail("\(key): linear scaling without 'factor'") }
-                scaling = .linear(factor: f)
+                return .linear(factor: f)
             case "llama3":
                 guard let f = try positive("factor", in: s), let lo = try positive("low_freq_factor", in: s),
                       let hi = try positive("high_freq_factor", in: s), s["original_max_position_embeddings"] != nil else {
                     throw fail("\(key): llama3 scaling needs factor, low_freq_factor, high_freq_factor, original_max_position_embeddings")
                 }
                 guard hi > lo else { throw fail("\(key): high_freq_factor \(hi) must exceed low_freq_factor \(lo)") }
-                scaling = .llama3(factor: f, lowFrequencyFactor: lo, highFrequencyFactor: hi,
-                                  originalMaxPositions: try int("original_max_position_embeddings", in: s))
+                return .llama3(factor: f, lowFrequencyFactor: lo, highFrequencyFactor: hi,
+                               originalMaxPositions: try int("original_max_position_embeddings", in: s))
             default:
                 throw fail("\(key): rope type '\(type)' is not supported (default, linear, llama3)")
             }
         }
+        var ropeParams = json["rope_parameters"]
+        var localRope: (theta: Double?, scaling: RopeScaling)? = try positive("rope_local_base_freq").map { ($0, .none) }
+        if let p = ropeParams, let full = p["full_attention"] {
+            if let local = p["sliding_attention"] {
+                localRope = (try positive("rope_theta", in: local), try scaling(local, key: "rope_parameters.sliding_attention") ?? .none)
+            }
+            ropeParams = full
+        }
+        let theta = try positive("rope_theta") ?? positive("rope_theta", in: ropeParams) ?? 10000
+        var ropeScaling = ModelConfig.RopeScaling.none
+        for (key, s) in [("rope_scaling", json["rope_scaling"]), ("rope_parameters", ropeParams)] {
+            guard let s, case .object = s, let found = try scaling(s, key: key) else { continue }
+            ropeScaling = found
+        }
         var c = ModelConfig(architecture: arch, hiddenSize: hidden, intermediateSize: try int("intermediate_size"),
                             layerCount: try int("num_hidden_layers"), headCount: heads, keyValueHeadCount: kvHeads,
                             headDimension: headDim, vocabularySize: try int("vocab_size"),
-                            rmsNormEpsilon: Float(try positive("rms_norm_eps") ?? 1e-6), ropeTheta: theta, ropeScaling: scaling,
+                            rmsNormEpsilon: Float(try positive("rms_norm_eps") ?? 1e-6), ropeTheta: theta, ropeScaling: ropeScaling,
                             tieWordEmbeddings: bool("tie_word_embeddings") ?? false,
                             attentionBias: family.alwaysQKVBias || (bool("attention_bias") ?? false),
                             outputBias: !family.alwaysQKVBias && (bool("attention_bias") ?? false),
                             mlpBias: bool("mlp_bias") ?? false,
                             maxPositions: try optionalInt("max_position_embeddings") ?? 4096)
+        c.family = family
         c.queryKeyNorm = family.queryKeyNorm
+        c.activation = activation
+        c.attentionScale = try positive("query_pre_attn_scalar").map { Float(1 / $0.squareRoot()) }
+        c.attentionSoftcap = try positive("attn_logit_softcapping").map(Float.init)
+        c.finalLogitSoftcap = try positive("final_logit_softcapping").map(Float.init)
+        c.slidingWindow = try optionalInt("sliding_window")
+        c.slidingLayers = try slidingLayers(json, family: family, layers: c.layerCount, fail: fail)
+        if let localRope, c.slidingLayers.contains(true) {
+            c.localRopeTheta = localRope.theta ?? 10000
+            c.localRopeScaling = localRope.scaling
+        }
         c.quantizationConfig = json["quantization_config"]
         c.rawJSON = json
         return c
+    }
+
+    /// Which layers are sliding-window layers: `layer_types` when present, else the family's rule.
+    static func slidingLayers(_ json: JSONValue, family: ModelFamily, layers: Int,
+                              fail: (String) -> LanguageModelError) throws -> [Bool] {
+        if case .array(let types)? = json["layer_types"] {
+            guard types.count == layers else { throw fail("layer_types has \(types.count) entries for \(layers) layers") }
+            return try types.map { t in
+                switch t {
+                case .string("full_attention"): return false
+                case .string("sliding_attention"): return true
+                default: throw fail("layer_types entry \(t) is not supported (full_attention, sliding_attention)")
+                }
+            }
+        }
+        let windowSet = json["sliding_window"] != nil && json["sliding_window"] != .null
+        switch family.slidingLayers {
+        case .none: return Array(repeating: false, count: layers)
+        case .allWhenWindowSet: return Array(repeating: windowSet, count: layers)
+        case .fromMaxWindowLayers:
+            guard case .bool(true)? = json["use_sliding_window"] else { return Array(repeating: false, count: layers) }
+            let first = json["max_window_layers"]?.integer(in: 0...(1 << 24)) ?? 0
+            return (0..<layers).map { $0 >= first }
+        case .allButEvery(let keys, let period):
+            let p = keys.lazy.compactMap { json[$0]?.integer(in: 1...(1 << 24)) }.first ?? period
+            return (0..<layers).map { ($0 + 1) % p != 0 }
+        }
     }
 }

@@ -8,21 +8,85 @@ public struct ModelFamily: Sendable, Equatable {
     public var modelType: String
     /// q/k/v carry biases whatever `attention_bias` says (Qwen2); otherwise `attention_bias`
     /// gives q/k/v and o biases together (LLaMA).
-    public var alwaysQKVBias: Bool
-    /// An RMSNorm over each head of q and of k before RoPE (`self_attn.q_norm`, `k_norm`: Qwen3).
-    public var queryKeyNorm: Bool
+    public var alwaysQKVBias: Bool = false
+    /// An RMSNorm over each head of q and of k before RoPE (`self_attn.q_norm`, `k_norm`: Qwen3, Gemma 3).
+    public var queryKeyNorm: Bool = false
+    /// The block's norms, by checkpoint name relative to the block.
+    public var norms: NormNames = .llama
+    /// RMSNorm multiplies by `normOffset + w` (Gemma: `1 + w`; everyone else `w`).
+    public var normOffset: Float = 0
+    /// The embedding is multiplied by `√hidden_size` (Gemma).
+    public var scalesEmbedding: Bool = false
+    /// The config key naming the MLP's activation, and its value when the key is absent.
+    public var activationKey: String = "hidden_act"
+    public var defaultActivation: Activation = .silu
+    /// Which layers use sliding-window attention when `config.json` has no `layer_types`.
+    public var slidingLayers: SlidingLayers = .none
+
+    /// Checkpoint names (relative to `model.layers.N.`) of a block's norms.
+    public struct NormNames: Sendable, Equatable {
+        /// Before attention.
+        public var attentionInput: String
+        /// On the attention output before the residual add (Gemma 2/3), if any.
+        public var attentionOutput: String?
+        /// Before the MLP.
+        public var mlpInput: String
+        /// On the MLP output before the residual add (Gemma 2/3), if any.
+        public var mlpOutput: String?
+
+        /// LLaMA's two norms.
+        public static let llama = NormNames(attentionInput: "input_layernorm", attentionOutput: nil,
+                                            mlpInput: "post_attention_layernorm", mlpOutput: nil)
+        /// Gemma 2/3's four ("sandwich") norms.
+        public static let sandwich = NormNames(attentionInput: "input_layernorm", attentionOutput: "post_attention_layernorm",
+                                               mlpInput: "pre_feedforward_layernorm", mlpOutput: "post_feedforward_layernorm")
+    }
+
+    /// The MLP's gate activation, by its `config.json` name.
+    public enum Activation: String, Sendable, Equatable, CaseIterable {
+        /// `x·σ(x)` (LLaMA, Qwen, Mistral).
+        case silu
+        /// GELU with the tanh approximation (Gemma's GeGLU).
+        case geluTanh = "gelu_pytorch_tanh"
+    }
+
+    /// The family's rule for sliding-window layers when `config.json` lists no `layer_types`.
+    public enum SlidingLayers: Sendable, Equatable {
+        /// Every layer attends to all earlier positions.
+        case none
+        /// Every layer is sliding when `sliding_window` is set (Mistral).
+        case allWhenWindowSet
+        /// Layers from `max_window_layers` on are sliding when `use_sliding_window` is true (Qwen2/3).
+        case fromMaxWindowLayers
+        /// Every layer is sliding except each `period`-th (`(i + 1) % period == 0` is global); the
+        /// period from the first of `keys` present, else `period` (Gemma 2: 2, Gemma 3: 6).
+        case allButEvery(keys: [String], period: Int)
+    }
 
     /// LLaMA 1–3.
-    public static let llama = ModelFamily(architecture: "LlamaForCausalLM", modelType: "llama", alwaysQKVBias: false, queryKeyNorm: false)
-    /// Mistral (sliding-window attention is not used: windows are at most the calibration length).
-    public static let mistral = ModelFamily(architecture: "MistralForCausalLM", modelType: "mistral", alwaysQKVBias: false, queryKeyNorm: false)
+    public static let llama = ModelFamily(architecture: "LlamaForCausalLM", modelType: "llama")
+    /// Mistral: sliding-window attention on every layer when `sliding_window` is set.
+    public static let mistral = ModelFamily(architecture: "MistralForCausalLM", modelType: "mistral", slidingLayers: .allWhenWindowSet)
     /// Qwen2 and Qwen2.5: q/k/v biases.
-    public static let qwen2 = ModelFamily(architecture: "Qwen2ForCausalLM", modelType: "qwen2", alwaysQKVBias: true, queryKeyNorm: false)
+    public static let qwen2 = ModelFamily(architecture: "Qwen2ForCausalLM", modelType: "qwen2", alwaysQKVBias: true,
+                                          slidingLayers: .fromMaxWindowLayers)
     /// Qwen3 (dense): per-head q/k RMSNorm, explicit `head_dim`, no biases.
-    public static let qwen3 = ModelFamily(architecture: "Qwen3ForCausalLM", modelType: "qwen3", alwaysQKVBias: false, queryKeyNorm: true)
+    public static let qwen3 = ModelFamily(architecture: "Qwen3ForCausalLM", modelType: "qwen3", queryKeyNorm: true,
+                                          slidingLayers: .fromMaxWindowLayers)
+    /// Gemma 2: `(1 + w)` RMSNorms before and after attention and MLP, GeGLU, embedding × √hidden,
+    /// attention and final-logit soft-capping, sliding and global layers alternating.
+    public static let gemma2 = ModelFamily(architecture: "Gemma2ForCausalLM", modelType: "gemma2", norms: .sandwich, normOffset: 1,
+                                           scalesEmbedding: true, activationKey: "hidden_activation", defaultActivation: .geluTanh,
+                                           slidingLayers: .allButEvery(keys: [], period: 2))
+    /// Gemma 3 (text): Gemma 2's block with per-head q/k norms, a separate RoPE base for sliding
+    /// layers, five sliding layers to each global one, no soft-capping.
+    public static let gemma3 = ModelFamily(architecture: "Gemma3ForCausalLM", modelType: "gemma3_text", queryKeyNorm: true, norms: .sandwich,
+                                           normOffset: 1, scalesEmbedding: true, activationKey: "hidden_activation",
+                                           defaultActivation: .geluTanh,
+                                           slidingLayers: .allButEvery(keys: ["sliding_window_pattern", "_sliding_window_pattern"], period: 6))
 
     /// Every supported family.
-    public static let all: [ModelFamily] = [llama, mistral, qwen2, qwen3]
+    public static let all: [ModelFamily] = [llama, mistral, qwen2, qwen3, gemma2, gemma3]
 
     /// The family of `architecture` (or of `modelType` when the architecture is absent).
     public static func named(architecture: String?, modelType: String?) -> ModelFamily? {

@@ -58,7 +58,8 @@ public enum ModelRunner {
     /// Mean next-token NLL terms: for each sequence of `hidden` (final hidden states, before the
     /// final norm) the NLL of `targets[t+1]` at positions `t < T−1`. Returns the sum and count.
     public static func nextTokenNLL(_ model: CausalLM, hidden: Matrix<Float>, tokens: [Int32], sequenceLength T: Int) throws -> (sum: Double, count: Int, perToken: [Double]) {
-        let normed = Kernels.rmsNorm(hidden, weight: try model.finalNorm(), epsilon: model.config.rmsNormEpsilon)
+        let normed = Kernels.rmsNorm(hidden, weight: try model.finalNorm(), offset: model.config.family.normOffset,
+                                     epsilon: model.config.rmsNormEpsilon)
         let head = try model.outputHead()
         let V = model.config.vocabularySize
         var sum = 0.0
@@ -71,6 +72,7 @@ public enum ModelRunner {
             logits.storage.withUnsafeMutableBufferPointer { p in
                 for r in r0..<r1 where r % T != T - 1 {
                     let row = UnsafeMutableBufferPointer(rebasing: p[((r - r0) * V)..<((r - r0 + 1) * V)])
+                    if let cap = model.config.finalLogitSoftcap { Kernels.softcap(row, cap: cap) }
                     let target = row[Int(tokens[r + 1])]
                     var m = -Float.infinity
                     for x in row { m = max(m, x) }

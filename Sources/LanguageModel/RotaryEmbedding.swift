@@ -8,11 +8,15 @@ struct RotaryEmbedding: Sendable {
     let headDimension: Int
     let inverseFrequencies: [Double]
 
+    /// The global layers' RoPE of `config`.
     init(config: ModelConfig) {
-        let d = config.headDimension
+        self.init(headDimension: config.headDimension, theta: config.ropeTheta, scaling: config.ropeScaling)
+    }
+
+    init(headDimension d: Int, theta: Double, scaling: ModelConfig.RopeScaling) {
         headDimension = d
-        var inv = (0..<(d / 2)).map { 1 / Foundation.pow(config.ropeTheta, Double(2 * $0) / Double(d)) }
-        switch config.ropeScaling {
+        var inv = (0..<(d / 2)).map { 1 / Foundation.pow(theta, Double(2 * $0) / Double(d)) }
+        switch scaling {
         case .none: break
         case .linear(let factor): inv = inv.map { $0 / factor }
         case .llama3(let factor, let low, let high, let original):

@@ -77,9 +77,9 @@ struct LinearQuantizer {
                 phases.awqSearch += elapsedSeconds(since: searchStart)
             }
             for l in consumers { basis[l] = choice.scales; ratios[l] = choice.candidate.ratio }
-            let norm = attention ? "input_layernorm" : "post_attention_layernorm"
-            result.normOverrides["model.layers.\(layer).\(norm).weight"] =
-                AWQFolding.divide(attention ? block.inputNorm : block.postAttentionNorm, by: choice.scales)
+            let names = block.config.family.norms
+            result.normOverrides["model.layers.\(layer).\(attention ? names.attentionInput : names.mlpInput).weight"] =
+                AWQFolding.divide(attention ? block.inputNorm : block.mlpNorm, by: choice.scales, offset: block.config.family.normOffset)
         }
 
         // One Hessian per distinct input, for GPTQ and for measuring every method's output error.

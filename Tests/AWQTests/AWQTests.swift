@@ -152,6 +152,10 @@ import TestSupport
         let before = normed(gamma).multiplied(by: w, transposeOther: true)
         let after = normed(AWQFolding.divide(gamma, by: s)).multiplied(by: ws, transposeOther: true)
         #expect(zip(before.storage, after.storage).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) })
+        // A Gemma norm multiplies by 1 + w: folding keeps that product.
+        let w0 = gamma.map { $0 - 1 }
+        let afterOffset = normed(AWQFolding.divide(w0, by: s, offset: 1).map { 1 + $0 }).multiplied(by: ws, transposeOther: true)
+        #expect(zip(before.storage, afterOffset.storage).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) })
         // linear → linear (up → down): rows of the first divided, columns of the second scaled.
         var up = rng.gaussianMatrix(rows: 24, cols: 10), down = rng.gaussianMatrix(rows: 6, cols: 24)
         var bias: [Float]? = (0..<24).map { _ in Float(rng.nextGaussian()) }

@@ -25,8 +25,11 @@ import TestSupport
     }
 
     /// The blocked, task-parallel attention against a direct double-precision evaluation, with
-    /// sequences longer than a query block (a partial last block) and grouped heads.
-    @Test func attentionAcrossQueryBlocks() {
+    /// sequences longer than a query block (a partial last block) and grouped heads; plain, and
+    /// with a sliding window (shorter than, equal to and across a query block), a set scale and
+    /// soft-capping (Gemma 2).
+    @Test(arguments: [(nil, nil, nil), (7, nil, nil), (128, nil, nil), (200, 0.3, 2.0), (1, nil, nil)] as [(Int?, Float?, Float?)])
+    func attentionAcrossQueryBlocks(window: Int?, scale: Float?, softcap: Float?) {
         let S = 2, heads = 4, kvHeads = 2, d = 8
         let T = 2 * CausalAttention.queryBlock + 44
         var rng = SplitMix64(seed: 31)
@@ -34,21 +37,25 @@ import TestSupport
             Matrix(rows: S * T, cols: cols) { p in for i in p.indices { p[i] = Float(rng.nextUniform() * 4 - 2) } }
         }
         let q = random(heads * d), k = random(kvHeads * d), v = random(kvHeads * d)
-        let out = CausalAttention.compute(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, headDimension: d, sequenceLength: T)
+        let shape = CausalAttention.Shape(heads: heads, kvHeads: kvHeads, headDimension: d, scale: scale, softcap: softcap, window: window)
+        let out = CausalAttention.compute(q: q, k: k, v: v, shape: shape, sequenceLength: T)
+        let factor = scale.map(Double.init) ?? 1 / Double(d).squareRoot()
         var worst = 0.0
         for s in 0..<S {
             for h in 0..<heads {
                 let g = h / (heads / kvHeads)
-                for t in [0, 1, 127, 128, 129, 255, 256, T - 1] {
+                for t in [0, 1, 6, 7, 127, 128, 129, 200, 255, 256, T - 1] {
                     let row = s * T + t
-                    let logits = (0...t).map { j in
-                        (0..<d).reduce(0.0) { $0 + Double(q[row, h * d + $1]) * Double(k[s * T + j, g * d + $1]) } / Double(d).squareRoot()
+                    let seen = Array(max(0, t - (window ?? T) + 1)...t)
+                    let logits = seen.map { j -> Double in
+                        let x = (0..<d).reduce(0.0) { $0 + Double(q[row, h * d + $1]) * Double(k[s * T + j, g * d + $1]) } * factor
+                        return softcap.map { Double($0) * Foundation.tanh(x / Double($0)) } ?? x
                     }
                     let m = logits.max()!
                     let w = logits.map { Foundation.exp($0 - m) }
                     let z = w.reduce(0, +)
                     for c in 0..<d {
-                        let ref = (0...t).reduce(0.0) { $0 + w[$1] / z * Double(v[s * T + $1, g * d + c]) }
+                        let ref = zip(seen, w).reduce(0.0) { $0 + $1.1 / z * Double(v[s * T + $1.0, g * d + c]) }
                         worst = max(worst, abs(ref - Double(out[row, h * d + c])))
                     }
                 }

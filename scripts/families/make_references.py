@@ -23,18 +23,43 @@ def qwen3():
                        tie_word_embeddings=True, attention_bias=False, use_sliding_window=False)
 
 
-FAMILIES = {"qwen3": qwen3}
+def gemma2():
+    from transformers import Gemma2Config
+    # Soft-capping low enough to bend the logits; a sliding window of 16 on 128-token sequences
+    # (layers 0 and 2 sliding, 1 and 3 global); query_pre_attn_scalar ≠ head_dim.
+    return Gemma2Config(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                        num_key_value_heads=2, head_dim=32, max_position_embeddings=512, rms_norm_eps=1e-6,
+                        query_pre_attn_scalar=24, sliding_window=16, final_logit_softcapping=3.0, attn_logit_softcapping=2.0,
+                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, tie_word_embeddings=True)
+
+
+def gemma3():
+    from transformers import Gemma3TextConfig
+    # q/k norms; global layers with linear RoPE scaling and a base of 1e6, sliding ones with 1e4.
+    return Gemma3TextConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                            num_key_value_heads=2, head_dim=32, max_position_embeddings=512, rms_norm_eps=1e-6,
+                            query_pre_attn_scalar=24, sliding_window=16,
+                            layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+                            rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6},
+                                             "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}},
+                            tie_word_embeddings=True)
+
+
+FAMILIES = {"qwen3": qwen3, "gemma2": gemma2, "gemma3": gemma3}
+# Families whose norms scale by (1 + w): their weights are drawn around 0.
+OFFSET_NORMS = {"gemma2", "gemma3"}
 SEQUENCES, LENGTH = 3, 128
 
 
 def build(name, out):
     torch.manual_seed(0)
     config = FAMILIES[name]()
-    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32).eval()
+    # Eager attention: the reference implementation of soft-capping and sliding windows.
+    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32, attn_implementation="eager").eval()
     with torch.no_grad():
         for pname, p in model.named_parameters():
             if "norm" in pname:
-                p.copy_(1 + 0.2 * torch.randn_like(p))
+                p.copy_((0 if name in OFFSET_NORMS else 1) + 0.2 * torch.randn_like(p))
             else:
                 p.copy_(0.08 * torch.randn_like(p))
     os.makedirs(out, exist_ok=True)
