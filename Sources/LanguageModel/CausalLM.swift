@@ -37,10 +37,10 @@ public final class CausalLM: @unchecked Sendable {
         try expect("model.norm.weight", [c.hiddenSize])
         if !c.tieWordEmbeddings { try expect("lm_head.weight", [c.vocabularySize, c.hiddenSize]) }
         for i in 0..<c.layerCount {
-            for linear in BlockLinear.allCases {
-                let name = "model.layers.\(i).\(linear.rawValue)"
+            for stored in c.family.storedLinears {
+                let name = "model.layers.\(i).\(stored.name)"
                 if checkpoint.contains(name + ".weight") {
-                    let (o, n) = dimensions(linear)
+                    let (o, n) = dimensions(stored)
                     try expect(name + ".weight", [o, n])
                 } else if quantization == nil {
                     throw LanguageModelError.missingTensor(name + ".weight")
@@ -71,16 +71,21 @@ public final class CausalLM: @unchecked Sendable {
         }
     }
 
+    /// `(out, in)` of a stored linear (a fused one's parts stacked).
+    public func dimensions(_ stored: StoredLinear) -> (Int, Int) {
+        (stored.parts.reduce(0) { $0 + dimensions($1).0 }, dimensions(stored.parts[0]).1)
+    }
+
     func vector(_ name: String, count: Int) throws -> [Float] {
         let v = try checkpoint.floats(name)
         guard v.count == count else { throw LanguageModelError.tensorShape(name: name, expected: [count], found: [v.count]) }
         return v
     }
 
-    /// The float32 weight of a linear, dequantized when it is stored packed.
-    public func linearWeight(layer: Int, _ linear: BlockLinear) throws -> Matrix<Float> {
-        let name = "model.layers.\(layer).\(linear.rawValue)"
-        let (o, n) = dimensions(linear)
+    /// The float32 weight of a stored linear (`[out × in]`), dequantized when it is packed.
+    public func storedWeight(layer: Int, _ stored: StoredLinear) throws -> Matrix<Float> {
+        let name = "model.layers.\(layer).\(stored.name)"
+        let (o, n) = dimensions(stored)
         if checkpoint.contains(name + ".weight") {
             return Matrix(rows: o, cols: n, storage: try checkpoint.floats(name + ".weight"))
         }
@@ -94,14 +99,40 @@ public final class CausalLM: @unchecked Sendable {
         return packed.dequantized()
     }
 
+    /// The float32 weight of a block linear (its rows of a fused stored linear).
+    public func linearWeight(layer: Int, _ linear: BlockLinear) throws -> Matrix<Float> {
+        let stored = config.family.stored(linear)
+        let w = try storedWeight(layer: layer, stored)
+        return stored.parts.count == 1 ? w : split(w, stored)[linear]!
+    }
+
+    /// The rows of each part of a fused stored linear's weight or bias (`[out × cols]`).
+    func split(_ w: Matrix<Float>, _ stored: StoredLinear) -> [BlockLinear: Matrix<Float>] {
+        var parts: [BlockLinear: Matrix<Float>] = [:]
+        var row = 0
+        for p in stored.parts {
+            let rows = dimensions(p).0
+            parts[p] = w.rows(row..<(row + rows))
+            row += rows
+        }
+        return parts
+    }
+
     /// Decoder block `layer`, materialized in float32.
     public func block(_ layer: Int) throws -> DecoderBlock {
         var weights: [BlockLinear: Matrix<Float>] = [:]
         var biases: [BlockLinear: [Float]] = [:]
-        for linear in BlockLinear.allCases {
-            weights[linear] = try linearWeight(layer: layer, linear)
-            let b = "model.layers.\(layer).\(linear.rawValue).bias"
-            if checkpoint.contains(b) { biases[linear] = try vector(b, count: dimensions(linear).0) }
+        for stored in config.family.storedLinears {
+            let w = try storedWeight(layer: layer, stored)
+            let b = "model.layers.\(layer).\(stored.name).bias"
+            let bias = checkpoint.contains(b) ? Matrix(rows: w.rows, cols: 1, storage: try vector(b, count: w.rows)) : nil
+            if stored.parts.count == 1 {
+                weights[stored.parts[0]] = w
+                biases[stored.parts[0]] = bias?.storage
+            } else {
+                weights.merge(split(w, stored)) { $1 }
+                if let bias { for (p, m) in split(bias, stored) { biases[p] = m.storage } }
+            }
         }
         let h = config.hiddenSize, names = config.family.norms
         func norm(_ name: String) throws -> [Float] { try vector("model.layers.\(layer).\(name).weight", count: h) }

@@ -190,6 +190,9 @@ public struct ModelConfig: Sendable, Equatable {
             }
             ropeParams = full
         }
+        for factor in [try positive("partial_rotary_factor"), try ropeParams.flatMap { try positive("partial_rotary_factor", in: $0) }] {
+            if let factor, factor != 1 { throw fail("partial_rotary_factor \(factor) is not supported (RoPE on whole heads only)") }
+        }
         let theta = try positive("rope_theta") ?? positive("rope_theta", in: ropeParams) ?? 10000
         var ropeScaling = ModelConfig.RopeScaling.none
         for (key, s) in [("rope_scaling", json["rope_scaling"]), ("rope_parameters", ropeParams)] {

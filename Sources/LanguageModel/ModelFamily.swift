@@ -22,6 +22,21 @@ public struct ModelFamily: Sendable, Equatable {
     public var defaultActivation: Activation = .silu
     /// Which layers use sliding-window attention when `config.json` has no `layer_types`.
     public var slidingLayers: SlidingLayers = .none
+    /// Linears the checkpoint stores fused along the output rows (Phi-3's `qkv_proj`, `gate_up_proj`).
+    public var fusedLinears: [StoredLinear] = []
+
+    /// The block's linears as the checkpoint stores them, in ``BlockLinear`` order.
+    public var storedLinears: [StoredLinear] {
+        BlockLinear.allCases.compactMap { l in
+            guard let fused = fusedLinears.first(where: { $0.parts.contains(l) }) else { return StoredLinear(name: l.rawValue, parts: [l]) }
+            return fused.parts.first == l ? fused : nil
+        }
+    }
+
+    /// The stored linear holding `linear`.
+    public func stored(_ linear: BlockLinear) -> StoredLinear {
+        fusedLinears.first { $0.parts.contains(linear) } ?? StoredLinear(name: linear.rawValue, parts: [linear])
+    }
 
     /// Checkpoint names (relative to `model.layers.N.`) of a block's norms.
     public struct NormNames: Sendable, Equatable {
@@ -85,13 +100,34 @@ public struct ModelFamily: Sendable, Equatable {
                                            defaultActivation: .geluTanh,
                                            slidingLayers: .allButEvery(keys: ["sliding_window_pattern", "_sliding_window_pattern"], period: 6))
 
+    /// Phi-3: LLaMA's block with q/k/v and gate/up each stored as one fused linear; a sliding
+    /// window on every layer when `sliding_window` is set.
+    public static let phi3 = ModelFamily(architecture: "Phi3ForCausalLM", modelType: "phi3", slidingLayers: .allWhenWindowSet,
+                                         fusedLinears: [StoredLinear(name: "self_attn.qkv_proj", parts: [.q, .k, .v]),
+                                                        StoredLinear(name: "mlp.gate_up_proj", parts: [.gate, .up])])
+
     /// Every supported family.
-    public static let all: [ModelFamily] = [llama, mistral, qwen2, qwen3, gemma2, gemma3]
+    public static let all: [ModelFamily] = [llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3]
 
     /// The family of `architecture` (or of `modelType` when the architecture is absent).
     public static func named(architecture: String?, modelType: String?) -> ModelFamily? {
         if let architecture { return all.first { $0.architecture == architecture } }
         if let modelType { return all.first { $0.modelType == modelType } }
         return llama
+    }
+}
+
+/// A linear as a checkpoint stores it: one of the block's linears, or several stacked along the
+/// output rows (Phi-3's `qkv_proj` = q, k, v), quantized and packed as one layer.
+public struct StoredLinear: Sendable, Hashable {
+    /// The checkpoint name relative to the block, e.g. `self_attn.qkv_proj`.
+    public var name: String
+    /// The block linears it holds, in row order.
+    public var parts: [BlockLinear]
+
+    /// A stored linear from its name and parts.
+    public init(name: String, parts: [BlockLinear]) {
+        self.name = name
+        self.parts = parts
     }
 }

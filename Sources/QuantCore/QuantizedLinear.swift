@@ -33,6 +33,34 @@ public struct QuantizedLinear: Sendable, Equatable {
         return true
     }
 
+    /// Layers reading the same input, stacked along the output rows into one (a fused `qkv_proj`
+    /// is q, k and v in that order): codes, scales and zeros of part `k` become rows
+    /// `Σ_{j<k} out_j ..< Σ_{j≤k} out_j`.
+    /// - Throws: `QuantizationError.shapeMismatch` unless every part has the same input width,
+    ///   grid and `g_idx` (one `g_idx` serves the whole stored layer).
+    public static func stacking(_ parts: [QuantizedLinear]) throws(QuantizationError) -> QuantizedLinear {
+        guard let first = parts.first else { throw .shapeMismatch(what: "stacked layers", expected: "at least one", found: "none") }
+        for (k, p) in parts.enumerated().dropFirst() {
+            guard p.inFeatures == first.inFeatures, p.scheme == first.scheme else {
+                throw .shapeMismatch(what: "stacked part \(k)", expected: "\(first.inFeatures) inputs on \(first.scheme)", found: "\(p.inFeatures) on \(p.scheme)")
+            }
+            guard p.groupIndex == first.groupIndex else {
+                throw .shapeMismatch(what: "stacked part \(k)", expected: "the first part's g_idx", found: "a different column grouping")
+            }
+        }
+        let groups = first.groupCount
+        var scales: [Float] = [], zeros: [UInt8] = []
+        for g in 0..<groups {
+            for p in parts {
+                scales += p.scales[(g * p.outFeatures)..<((g + 1) * p.outFeatures)]
+                zeros += p.zeros[(g * p.outFeatures)..<((g + 1) * p.outFeatures)]
+            }
+        }
+        return try QuantizedLinear(outFeatures: parts.reduce(0) { $0 + $1.outFeatures }, inFeatures: first.inFeatures, scheme: first.scheme,
+                                   codes: Array(parts.map(\.codes).joined()), scales: scales, zeros: zeros,
+                                   groupIndex: first.groupIndex, permutation: first.permutation)
+    }
+
     /// Creates a layer after checking every invariant.
     /// - Throws: `QuantizationError.shapeMismatch` or `.invariantViolated` naming what is wrong.
     public init(outFeatures: Int, inFeatures: Int, scheme: QuantScheme, codes: [UInt8], scales: [Float],

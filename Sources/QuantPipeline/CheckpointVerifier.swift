@@ -47,8 +47,8 @@ public enum CheckpointVerifier {
         let ref = scaled ? nil : try reference.map { try CausalLM(directory: $0) }
         var checks: [LinearCheck] = []
         for layer in 0..<model.config.layerCount {
-            for linear in BlockLinear.allCases {
-                let prefix = "model.layers.\(layer).\(linear.rawValue)"
+            for stored in model.config.family.storedLinears {
+                let prefix = "model.layers.\(layer).\(stored.name)"
                 if model.checkpoint.contains(prefix + ".weight") { continue }  // left unquantized
                 var tensors: [String: Tensor] = [:]
                 let unpacked = try Packer.unpack(format: q.format, prefix: prefix, scheme: q.scheme) { name in
@@ -57,7 +57,7 @@ public enum CheckpointVerifier {
                     tensors[name] = t
                     return t
                 }
-                let (o, n) = model.dimensions(linear)
+                let (o, n) = model.dimensions(stored)
                 guard unpacked.outFeatures == o, unpacked.inFeatures == n else {
                     throw PipelineError.output("\(prefix): packed shape \(unpacked.outFeatures)×\(unpacked.inFeatures), the model needs \(o)×\(n)")
                 }
@@ -77,7 +77,7 @@ public enum CheckpointVerifier {
                 }
                 var check = LinearCheck(name: prefix, outFeatures: o, inFeatures: n, relativeWeightError: nil)
                 if let ref {
-                    let w = try ref.linearWeight(layer: layer, linear)
+                    let w = try ref.storedWeight(layer: layer, stored)
                     let d = unpacked.dequantized()
                     var num = 0.0, den = 0.0
                     for k in w.storage.indices {

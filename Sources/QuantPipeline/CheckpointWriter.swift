@@ -18,7 +18,7 @@ final class CheckpointWriter {
     private enum Slot {
         /// A tensor copied from the source; `layer` is its block (nil outside the blocks).
         case copy(String, layer: Int?)
-        case packed(layer: Int, BlockLinear)
+        case packed(layer: Int, StoredLinear)
 
         var layer: Int? {
             switch self {
@@ -38,7 +38,8 @@ final class CheckpointWriter {
     /// The shards: the slots each holds (consecutive) and their tensors' entries.
     private var shards: [(file: String, slots: Range<Int>, entries: [SafeTensorsWriter.Entry])] = []
     private var cursor = 0
-    private var pending: [String: [Tensor]] = [:]  // packed tensors by linear name
+    private var pending: [String: [Tensor]] = [:]  // packed tensors by stored linear name
+    private var parts: [String: [BlockLinear: QuantizedLinear]] = [:]  // parts of fused linears still incomplete
     private var overrides: [String: [Float]] = [:]  // replaced float tensors (AWQ-scaled norms)
     private var writer: SafeTensorsWriter?
     private var shardIndex = -1
@@ -54,10 +55,10 @@ final class CheckpointWriter {
 
     /// - Parameters:
     ///   - directory: the work folder the output is assembled in (it becomes the destination in `finish`).
-    ///   - quantized: whether a linear is quantized (others are copied unchanged).
+    ///   - quantized: whether a stored linear is quantized (others are copied unchanged).
     ///   - resuming: continue the files of an earlier run from this position.
     init(model: CausalLM, directory: String, destination: String, format: PackFormat, scheme: QuantScheme, trivialGroupIndex: Bool,
-         metadata: [String: String], quantized: (Int, BlockLinear) -> Bool, maxShardBytes: Int? = nil, resuming: Position? = nil) throws {
+         metadata: [String: String], quantized: (Int, StoredLinear) -> Bool, maxShardBytes: Int? = nil, resuming: Position? = nil) throws {
         self.model = model
         self.metadata = metadata
         self.destination = destination
@@ -80,15 +81,16 @@ final class CheckpointWriter {
         try copy("model.embed_tokens.weight")
         for layer in 0..<model.config.layerCount {
             let prefix = "model.layers.\(layer)."
-            let linearWeights = Set(BlockLinear.allCases.map { prefix + $0.rawValue + ".weight" })
+            let storedLinears = model.config.family.storedLinears
+            let linearWeights = Set(storedLinears.map { prefix + $0.name + ".weight" })
             for name in ckpt.tensorNames where name.hasPrefix(prefix) && !linearWeights.contains(name) { try copy(name, layer: layer) }
-            for linear in BlockLinear.allCases {
-                let name = prefix + linear.rawValue
-                if quantized(layer, linear) {
-                    let (o, n) = model.dimensions(linear)
+            for stored in storedLinears {
+                let name = prefix + stored.name
+                if quantized(layer, stored) {
+                    let (o, n) = model.dimensions(stored)
                     slotEntries.append(try Packer.entries(format, prefix: name, outFeatures: o, inFeatures: n, scheme: scheme,
                                                           trivialGroupIndex: trivialGroupIndex))
-                    slotList.append(.packed(layer: layer, linear))
+                    slotList.append(.packed(layer: layer, stored))
                     remaining.remove(name + ".weight")
                 } else {
                     try copy(name + ".weight", layer: layer)
@@ -155,10 +157,21 @@ final class CheckpointWriter {
         return w
     }
 
-    /// Hands over a quantized linear; it is written when its slot comes up.
+    /// Hands over a quantized linear; it is written when its slot comes up (a part of a fused
+    /// linear once all its parts are in, stacked).
     func add(_ q: QuantizedLinear, layer: Int, _ linear: BlockLinear) throws {
-        let name = "model.layers.\(layer).\(linear.rawValue)"
-        pending[name] = try Packer.pack(q, format: format, prefix: name, trivialGroupIndex: trivialGroupIndex)
+        let stored = model.config.family.stored(linear)
+        let name = "model.layers.\(layer).\(stored.name)"
+        parts[name, default: [:]][linear] = q
+        let have = parts[name]!
+        guard stored.parts.allSatisfy({ have[$0] != nil }) else { return }
+        parts[name] = nil
+        do {
+            let whole = try QuantizedLinear.stacking(stored.parts.map { have[$0]! })
+            pending[name] = try Packer.pack(whole, format: format, prefix: name, trivialGroupIndex: trivialGroupIndex)
+        } catch let e as QuantizationError {
+            throw PipelineError.output("\(name): cannot store \(stored.parts.map(\.shortName).joined(separator: ", ")) as one layer: \(e)")
+        }
     }
 
     /// Replaces a copied float tensor's values (written in the source's dtype). Must come before
@@ -182,8 +195,8 @@ final class CheckpointWriter {
                 } else {
                     try shardWriter().write(name, bytes: try f.rawBytes(name))
                 }
-            case .packed(let layer, let linear):
-                let name = "model.layers.\(layer).\(linear.rawValue)"
+            case .packed(let layer, let stored):
+                let name = "model.layers.\(layer).\(stored.name)"
                 guard let tensors = pending.removeValue(forKey: name) else {
                     throw PipelineError.output("internal: \(name) was not quantized before its block was written")
                 }

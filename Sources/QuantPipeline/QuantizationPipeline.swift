@@ -51,18 +51,20 @@ public enum QuantizationPipeline {
         if model.quantization != nil { throw PipelineError.invalidOptions("\(modelDirectory) is already quantized") }
         let config = model.config
         let skip = try options.skip.map { try NSRegularExpression(pattern: $0) }
+        /// `--skip` matches the names the checkpoint stores (a fused linear's parts go together).
         func quantized(_ layer: Int, _ linear: BlockLinear) -> Bool {
-            let name = "model.layers.\(layer).\(linear.rawValue)"
+            let name = "model.layers.\(layer).\(config.family.stored(linear).name)"
             return !skip.contains { $0.firstMatch(in: name, range: NSRange(location: 0, length: (name as NSString).length)) != nil }
         }
         if options.method != .rtn && calibrationFile == nil {
             throw PipelineError.invalidOptions("--calib is required for \(options.method.rawValue)")
         }
         // Refuse shapes the format cannot store before any work is done.
-        for linear in BlockLinear.allCases {
-            let (o, n) = model.dimensions(linear)
+        let storedLinears = config.family.storedLinears
+        for stored in storedLinears {
+            let (o, n) = model.dimensions(stored)
             do { try Packer.check(options.format, outFeatures: o, inFeatures: n, scheme: options.scheme, trivialGroupIndex: !options.dynamicGroupIndex) }
-            catch { throw PipelineError.invalidOptions("\(linear.rawValue) [\(o)×\(n)]: \(error)") }
+            catch { throw PipelineError.invalidOptions("\(stored.name) [\(o)×\(n)]: \(error)") }
         }
 
         if calibrationFile != nil && options.sequenceLength > config.maxPositions {
@@ -103,14 +105,16 @@ public enum QuantizationPipeline {
         }
 
         var ignore = ["lm_head"]
-        for layer in 0..<config.layerCount { for l in BlockLinear.allCases where !quantized(layer, l) { ignore.append("model.layers.\(layer).\(l.rawValue)") } }
+        for layer in 0..<config.layerCount {
+            for stored in storedLinears where !quantized(layer, stored.parts[0]) { ignore.append("model.layers.\(layer).\(stored.name)") }
+        }
         let qconfig = options.quantizationConfig(ignore: ignore)
         var checkpointed = saved != nil
         do {
             let writer = try CheckpointWriter(model: model, directory: work.path, destination: work.destination, format: options.format,
                                               scheme: options.scheme, trivialGroupIndex: !options.dynamicGroupIndex,
                                               metadata: ["format": "pt", "quantized_by": "quantkit \(QuantKitVersion.string)"],
-                                              quantized: quantized, maxShardBytes: options.maxShardBytes, resuming: saved?.writer)
+                                              quantized: { quantized($0, $1.parts[0]) }, maxShardBytes: options.maxShardBytes, resuming: saved?.writer)
             var phases = saved?.phases ?? PhaseSeconds()
             var hidden: Matrix<Float>? = nil
             var calibrationTokens = saved?.calibrationTokens ?? 0

@@ -13,6 +13,26 @@ import TestSupport
         return (w, acc.takeHessian(), x)
     }
 
+    /// A fused linear (Phi-3's qkv_proj) solved as one matrix equals its parts solved one by one
+    /// and stacked: GPTQ treats rows independently given H, so the pipeline may quantize the
+    /// parts separately and store them as one layer.
+    @Test func fusedLinearEqualsItsPartsStacked() throws {
+        let (w, h, _) = try problem(rows: 14, cols: 24, tokens: 64, seed: 41)
+        let scheme = try QuantScheme(bits: 4, groupSize: 8, symmetric: false)
+        for (actOrder, staticGroups) in [(false, false), (true, true), (true, false)] {
+            let cfg = GPTQConfiguration(scheme: scheme, blockSize: 8, actOrder: actOrder, staticGroups: staticGroups)
+            let whole = try GPTQSolver.quantize(weight: w, hessian: h, configuration: cfg).quantized
+            let parts = try [0..<8, 8..<10, 10..<14].map { try GPTQSolver.quantize(weight: w.rows($0), hessian: h, configuration: cfg).quantized }
+            #expect(try QuantizedLinear.stacking(parts) == whole, "act-order \(actOrder) static \(staticGroups)")
+        }
+        let rtn = try [0..<5, 5..<14].map { try RoundToNearest.quantize(w.rows($0), scheme: scheme) }
+        #expect(try QuantizedLinear.stacking(rtn) == RoundToNearest.quantize(w, scheme: scheme))
+        // Parts with different column groupings cannot share one g_idx.
+        var other = rtn[1]
+        other.groupIndex = other.groupIndex.reversed()
+        #expect(throws: QuantizationError.self) { try QuantizedLinear.stacking([rtn[0], other]) }
+    }
+
     @Test func blockedSolverMatchesNaiveReferenceForEveryBlockSize() throws {
         var compared = 0
         for (seed, (gs, sym, actOrder, staticGroups)) in [

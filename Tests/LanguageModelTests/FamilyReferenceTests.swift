@@ -21,7 +21,7 @@ import TestSupport
     }
 
     @Test func everyFamilyHasAFixture() {
-        #expect(Set(Self.families).isSuperset(of: ["qwen3", "gemma2", "gemma3"]), "\(Self.families)")
+        #expect(Set(Self.families).isSuperset(of: ["qwen3", "gemma2", "gemma3", "phi3"]), "\(Self.families)")
     }
 
     @Test(arguments: families)
@@ -36,6 +36,20 @@ import TestSupport
         #expect(worst < 1e-3, "\(family): max |ΔNLL| = \(worst)")
         let ours = exp(sum / Double(count)), theirs = exp(expected.reduce(0, +) / Double(expected.count))
         #expect(abs(ours - theirs) / theirs < 1e-4, "\(family): perplexity \(ours) vs transformers \(theirs)")
+    }
+
+    /// Options a family's forward pass does not implement are refused naming the key and value.
+    @Test(arguments: [
+        ("phi3", #""partial_rotary_factor": 1.0"#, #""partial_rotary_factor": 0.75"#, "partial_rotary_factor"),
+        ("phi3", #""rope_type": "default""#, #""rope_type": "longrope""#, "longrope"),
+        ("gemma2", #""hidden_activation": "gelu_pytorch_tanh""#, #""hidden_activation": "gelu""#, "hidden_activation"),
+        ("gemma3", #""full_attention",\#n    "sliding_attention""#, #""full_attention",\#n    "chunked_attention""#, "chunked_attention"),
+    ])
+    func unsupportedOptionsAreRefusedByName(family: String, original: String, replacement: String, named: String) throws {
+        let text = try String(contentsOfFile: "\(Self.root)/\(family)/config.json", encoding: .utf8)
+        #expect(text.contains(original), "\(family) fixture no longer has \(original)")
+        let json = try JSONParser.parse(Array(text.replacingOccurrences(of: original, with: replacement).utf8))
+        #expect { try ModelConfig.parse(json) } throws: { "\($0)".contains(named) }
     }
 
     @Test func anUnsupportedModelTypeIsRefusedByName() throws {

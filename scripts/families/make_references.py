@@ -45,7 +45,16 @@ def gemma3():
                             tie_word_embeddings=True)
 
 
-FAMILIES = {"qwen3": qwen3, "gemma2": gemma2, "gemma3": gemma3}
+def phi3():
+    from transformers import Phi3Config
+    # Fused qkv_proj and gate_up_proj; grouped-query attention; a sliding window on every layer.
+    return Phi3Config(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=512, original_max_position_embeddings=512, rms_norm_eps=1e-5,
+                      sliding_window=16, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, tie_word_embeddings=False,
+                      pad_token_id=0, eos_token_id=1, bos_token_id=2)
+
+
+FAMILIES = {"qwen3": qwen3, "gemma2": gemma2, "gemma3": gemma3, "phi3": phi3}
 # Families whose norms scale by (1 + w): their weights are drawn around 0.
 OFFSET_NORMS = {"gemma2", "gemma3"}
 SEQUENCES, LENGTH = 3, 128
