@@ -37,7 +37,10 @@ public final class CausalLM: @unchecked Sendable {
         try expect("model.norm.weight", [c.hiddenSize])
         if !c.tieWordEmbeddings { try expect("lm_head.weight", [c.vocabularySize, c.hiddenSize]) }
         for i in 0..<c.layerCount {
-            for stored in c.family.storedLinears {
+            if let spec = c.experts(layer: i), let layout = c.family.experts {
+                try expect("model.layers.\(i).\(layout.router).weight", [spec.count, c.hiddenSize])
+            }
+            for stored in c.storedLinears(layer: i) {
                 let name = "model.layers.\(i).\(stored.name)"
                 if checkpoint.contains(name + ".weight") {
                     let (o, n) = dimensions(stored)
@@ -71,9 +74,12 @@ public final class CausalLM: @unchecked Sendable {
         }
     }
 
-    /// `(out, in)` of a stored linear (a fused one's parts stacked).
+    /// `(out, in)` of a stored linear (a fused one's parts stacked; an expert's at its width).
     public func dimensions(_ stored: StoredLinear) -> (Int, Int) {
-        (stored.parts.reduce(0) { $0 + dimensions($1).0 }, dimensions(stored.parts[0]).1)
+        if stored.expert != nil, let width = config.experts?.intermediateSize {
+            return stored.parts[0] == .down ? (config.hiddenSize, width) : (width, config.hiddenSize)
+        }
+        return (stored.parts.reduce(0) { $0 + dimensions($1).0 }, dimensions(stored.parts[0]).1)
     }
 
     func vector(_ name: String, count: Int) throws -> [Float] {
@@ -99,7 +105,7 @@ public final class CausalLM: @unchecked Sendable {
         return packed.dequantized()
     }
 
-    /// The float32 weight of a block linear (its rows of a fused stored linear).
+    /// The float32 weight of a block linear (its rows of a fused stored linear) of a dense layer.
     public func linearWeight(layer: Int, _ linear: BlockLinear) throws -> Matrix<Float> {
         let stored = config.family.stored(linear)
         let w = try storedWeight(layer: layer, stored)
@@ -122,8 +128,13 @@ public final class CausalLM: @unchecked Sendable {
     public func block(_ layer: Int) throws -> DecoderBlock {
         var weights: [BlockLinear: Matrix<Float>] = [:]
         var biases: [BlockLinear: [Float]] = [:]
-        for stored in config.family.storedLinears {
+        var experts: [[BlockLinear: Matrix<Float>]] = Array(repeating: [:], count: config.experts(layer: layer)?.count ?? 0)
+        for stored in config.storedLinears(layer: layer) {
             let w = try storedWeight(layer: layer, stored)
+            if let e = stored.expert {
+                experts[e][stored.parts[0]] = w
+                continue
+            }
             let b = "model.layers.\(layer).\(stored.name).bias"
             let bias = checkpoint.contains(b) ? Matrix(rows: w.rows, cols: 1, storage: try vector(b, count: w.rows)) : nil
             if stored.parts.count == 1 {
@@ -141,6 +152,10 @@ public final class CausalLM: @unchecked Sendable {
         block.attentionOutputNorm = try names.attentionOutput.map(norm)
         block.mlpOutputNorm = try names.mlpOutput.map(norm)
         block.slidingWindow = config.slidingWindow(layer: layer)
+        if let spec = config.experts(layer: layer), let layout = config.family.experts {
+            block.router = Matrix(rows: spec.count, cols: h, storage: try vector("model.layers.\(layer).\(layout.router).weight", count: spec.count * h))
+            block.experts = experts
+        }
         if config.queryKeyNorm {
             block.queryNorm = try vector("model.layers.\(layer).self_attn.q_norm.weight", count: config.headDimension)
             block.keyNorm = try vector("model.layers.\(layer).self_attn.k_norm.weight", count: config.headDimension)

@@ -1,3 +1,4 @@
+import Foundation
 import QuantCore
 
 /// The seven linear layers of a LLaMA decoder block, named by their checkpoint paths.
@@ -68,6 +69,10 @@ public struct DecoderBlock: Sendable {
     public var mlpOutputNorm: [Float]? = nil
     /// This layer's attention window (`nil`: global attention).
     public var slidingWindow: Int? = nil
+    /// A mixture-of-experts layer's router (`[experts × hidden]`, kept in full precision) and
+    /// experts (each with `.gate`, `.up`, `.down`); `weights` then holds only q, k, v, o.
+    public var router: Matrix<Float>? = nil
+    public var experts: [[BlockLinear: Matrix<Float>]] = []
     /// Per-head RMSNorm weights of q and k (`self_attn.q_norm`, `k_norm`, `[headDim]`), for
     /// families that have them (Qwen3).
     public var queryNorm: [Float]? = nil
@@ -91,6 +96,12 @@ public struct DecoderBlock: Sendable {
         if let attentionOutputNorm, let n = names.attentionOutput { try check(attentionOutputNorm, n + ".weight", columns: 1) }
         try check(mlpNorm, names.mlpInput + ".weight", columns: 1)
         if let mlpOutputNorm, let n = names.mlpOutput { try check(mlpOutputNorm, n + ".weight", columns: 1) }
+        if let router, let layout = config.family.experts {
+            if !router.isFinite { try check(router.storage, layout.router + ".weight", columns: router.cols) }
+            for (e, expert) in experts.enumerated() {
+                for (linear, w) in expert where !w.isFinite { try check(w.storage, layout.name(expert: e, linear) + ".weight", columns: w.cols) }
+            }
+        }
     }
 
     /// A block from its weights (`[out × in]` per linear), biases and norm weights.
@@ -123,9 +134,14 @@ public struct DecoderBlock: Sendable {
         Kernels.add(&x, a)
         let h2 = norm(x, mlpNorm)
         try hook?(.mlpInput, h2, &self)
-        let m = mlpIntermediate(h2)
-        try hook?(.mlpIntermediate, m, &self)
-        var d = Kernels.linear(m, weights[.down]!, bias: biases[.down])
+        var d: Matrix<Float>
+        if router != nil {
+            d = mixtureOfExperts(h2)  // the hook at .mlpInput quantizes every expert (gate, up, down)
+        } else {
+            let m = mlpIntermediate(h2)
+            try hook?(.mlpIntermediate, m, &self)
+            d = Kernels.linear(m, weights[.down]!, bias: biases[.down])
+        }
         if let mlpOutputNorm { d = norm(d, mlpOutputNorm) }
         Kernels.add(&x, d)
     }
@@ -183,9 +199,58 @@ public struct DecoderBlock: Sendable {
         return m
     }
 
-    /// The whole MLP sub-layer on the normed input (before any output norm).
+    /// The whole MLP sub-layer on the normed input (before any output norm), dense or sparse.
     public func mlp(_ h: Matrix<Float>) -> Matrix<Float> {
-        Kernels.linear(mlpIntermediate(h), weights[.down]!, bias: biases[.down])
+        if router != nil { return mixtureOfExperts(h) }
+        return Kernels.linear(mlpIntermediate(h), weights[.down]!, bias: biases[.down])
+    }
+
+    /// Which rows of `h` each expert gets, and their routing weights: softmax of `h·routerᵀ` per
+    /// row, the top `k` probabilities (renormalized to sum to 1 when the config says so).
+    public func route(_ h: Matrix<Float>) -> [(rows: [Int], weights: [Float])] {
+        guard let router, let spec = config.experts else { return [] }
+        let logits = h.multiplied(by: router, transposeOther: true)
+        let E = router.rows
+        var routes = [(rows: [Int], weights: [Float])](repeating: ([], []), count: E)
+        for t in 0..<h.rows {
+            let row = (0..<E).map { logits[t, $0] }
+            let m = row.max() ?? 0
+            let e = row.map { Foundation.exp($0 - m) }
+            let z = e.reduce(0, +)
+            // Highest probability first; the lower index on ties.
+            let top = (0..<E).sorted { e[$0] != e[$1] ? e[$0] > e[$1] : $0 < $1 }.prefix(spec.perToken)
+            var p = top.map { e[$0] / z }
+            if spec.normalizesTopK { let sum = p.reduce(0, +); p = p.map { $0 / sum } }
+            for (k, x) in top.enumerated() {
+                routes[x].rows.append(t)
+                routes[x].weights.append(p[k])
+            }
+        }
+        return routes
+    }
+
+    /// Expert `e`'s MLP on the rows `x` (`[n × hidden]`): `down(act(gate·x)·(up·x))`.
+    public func expertMLP(_ e: Int, _ x: Matrix<Float>) -> Matrix<Float> {
+        Kernels.linear(expertIntermediate(e, x), experts[e][.down]!, bias: nil)
+    }
+
+    /// Expert `e`'s `act(gate·x)·(up·x)`: the input of its down projection.
+    public func expertIntermediate(_ e: Int, _ x: Matrix<Float>) -> Matrix<Float> {
+        var g = Kernels.linear(x, experts[e][.gate]!, bias: nil)
+        Kernels.gatedMultiply(&g, Kernels.linear(x, experts[e][.up]!, bias: nil), activation: config.activation)
+        return g
+    }
+
+    /// The sparse MLP: each row of `h` through its top-k experts, weighted by the router.
+    public func mixtureOfExperts(_ h: Matrix<Float>) -> Matrix<Float> {
+        var out = Matrix<Float>(rows: h.rows, cols: h.cols)
+        for (e, r) in route(h).enumerated() where !r.rows.isEmpty {
+            let y = expertMLP(e, h.gathering(rows: r.rows))
+            for (i, t) in r.rows.enumerated() {
+                for c in 0..<h.cols { out[t, c] += r.weights[i] * y[i, c] }
+            }
+        }
+        return out
     }
 
     /// `y = x·Wᵀ (+ b)` with this block's `linear`.

@@ -62,6 +62,27 @@ public struct ModelConfig: Sendable, Equatable {
     public var slidingWindow: Int? = nil
     /// Per layer, whether it is a sliding-window layer (`layer_types`, or the family's rule).
     public var slidingLayers: [Bool] = []
+    /// Mixture of experts: experts per sparse layer, experts per token, an expert's MLP width,
+    /// whether the top-k probabilities are renormalized, and which layers are sparse.
+    public var experts: Experts? = nil
+    public struct Experts: Sendable, Equatable {
+        public var count: Int, perToken: Int, intermediateSize: Int, normalizesTopK: Bool
+        public var sparseLayers: [Bool]
+    }
+    /// The experts of layer `layer`, `nil` for a dense layer.
+    public func experts(layer: Int) -> Experts? {
+        guard let experts, layer < experts.sparseLayers.count, experts.sparseLayers[layer] else { return nil }
+        return experts
+    }
+    /// The linears of layer `layer` as the checkpoint stores them: the family's, or in a sparse
+    /// layer the attention linears and then every expert's gate, up and down.
+    public func storedLinears(layer: Int) -> [StoredLinear] {
+        guard let spec = experts(layer: layer), let layout = family.experts else { return family.storedLinears }
+        let attention = family.storedLinears.filter { $0.parts.allSatisfy { $0.input == .attentionInput || $0.input == .attentionOutput } }
+        return attention + (0..<spec.count).flatMap { e in
+            [BlockLinear.gate, .up, .down].map { StoredLinear(name: layout.name(expert: e, $0), parts: [$0], expert: e) }
+        }
+    }
     /// RoPE base and scaling of sliding layers when they differ from the global ones (Gemma 3).
     public var localRopeTheta: Double? = nil
     public var localRopeScaling: RopeScaling = .none
@@ -221,6 +242,23 @@ public struct ModelConfig: Sendable, Equatable {
             c.localRopeScaling = localRope.scaling
         }
         c.quantizationConfig = json["quantization_config"]
+        if let layout = family.experts {
+            guard let count = try layout.countKeys.first(where: { json[$0] != nil && json[$0] != .null }).map({ try int($0) }) else {
+                throw fail("'\(layout.countKeys[0])' missing: a \(family.modelType) model needs its number of experts")
+            }
+            let k = try int("num_experts_per_tok")
+            guard k <= count else { throw fail("num_experts_per_tok \(k) exceeds the \(count) experts") }
+            var sparse = Array(repeating: true, count: c.layerCount)
+            if layout.hasDenseLayers {
+                let step = json["decoder_sparse_step"]?.integer(in: 1...(1 << 24)) ?? 1
+                var dense = Set<Int>()
+                if case .array(let list)? = json["mlp_only_layers"] { dense = Set(list.compactMap { $0.integer(in: 0...(1 << 24)) }) }
+                sparse = (0..<c.layerCount).map { !dense.contains($0) && ($0 + 1) % step == 0 }
+            }
+            let normalizes = layout.alwaysNormalizes || bool("norm_topk_prob") == true
+            c.experts = Experts(count: count, perToken: k, intermediateSize: try int(layout.intermediateKey), normalizesTopK: normalizes,
+                                sparseLayers: sparse)
+        }
         c.rawJSON = json
         return c
     }

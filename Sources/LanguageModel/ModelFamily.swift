@@ -24,6 +24,32 @@ public struct ModelFamily: Sendable, Equatable {
     public var slidingLayers: SlidingLayers = .none
     /// Linears the checkpoint stores fused along the output rows (Phi-3's `qkv_proj`, `gate_up_proj`).
     public var fusedLinears: [StoredLinear] = []
+    /// Mixture of experts: where the router and the experts are and how tokens are routed.
+    public var experts: ExpertLayout? = nil
+
+    /// A sparse MLP: `router` picks the top `k` experts of each token by softmax probability,
+    /// their (optionally renormalized) probabilities weigh the experts' outputs.
+    public struct ExpertLayout: Sendable, Equatable {
+        /// The router's weight name relative to the block, without `.weight` (`[experts × hidden]`).
+        public var router: String
+        /// Expert `e`'s linears are `\(prefix).\(e).\(gate|up|down)`.
+        public var prefix: String
+        public var gate: String, up: String, down: String
+        /// Config keys: the expert count (first present), the width of an expert's MLP.
+        public var countKeys: [String]
+        public var intermediateKey: String
+        /// The top-k probabilities are renormalized to sum to 1 always (Mixtral), or when
+        /// `norm_topk_prob` is true (Qwen3-MoE).
+        public var alwaysNormalizes: Bool
+        /// Qwen3-MoE's `decoder_sparse_step` / `mlp_only_layers` say which layers are sparse;
+        /// otherwise all are.
+        public var hasDenseLayers: Bool
+
+        /// The checkpoint name of expert `e`'s `linear` (`gate`, `up` or `down`) relative to the block.
+        public func name(expert e: Int, _ linear: BlockLinear) -> String {
+            "\(prefix).\(e).\(linear == .gate ? gate : linear == .up ? up : down)"
+        }
+    }
 
     /// The block's linears as the checkpoint stores them, in ``BlockLinear`` order.
     public var storedLinears: [StoredLinear] {
@@ -106,8 +132,23 @@ public struct ModelFamily: Sendable, Equatable {
                                          fusedLinears: [StoredLinear(name: "self_attn.qkv_proj", parts: [.q, .k, .v]),
                                                         StoredLinear(name: "mlp.gate_up_proj", parts: [.gate, .up])])
 
+    /// Mixtral: LLaMA attention, `block_sparse_moe` with top-k routing (renormalized).
+    public static let mixtral = ModelFamily(architecture: "MixtralForCausalLM", modelType: "mixtral", slidingLayers: .allWhenWindowSet,
+                                            experts: ExpertLayout(router: "block_sparse_moe.gate", prefix: "block_sparse_moe.experts",
+                                                                  gate: "w1", up: "w3", down: "w2", countKeys: ["num_local_experts"],
+                                                                  intermediateKey: "intermediate_size", alwaysNormalizes: true,
+                                                                  hasDenseLayers: false))
+    /// Qwen3-MoE: Qwen3 attention, `mlp.experts` with top-k routing, `norm_topk_prob`, and dense
+    /// layers where `mlp_only_layers` / `decoder_sparse_step` say so.
+    public static let qwen3MoE = ModelFamily(architecture: "Qwen3MoeForCausalLM", modelType: "qwen3_moe", queryKeyNorm: true,
+                                             slidingLayers: .fromMaxWindowLayers,
+                                             experts: ExpertLayout(router: "mlp.gate", prefix: "mlp.experts", gate: "gate_proj", up: "up_proj",
+                                                                   down: "down_proj", countKeys: ["num_experts", "num_local_experts"],
+                                                                   intermediateKey: "moe_intermediate_size", alwaysNormalizes: false,
+                                                                   hasDenseLayers: true))
+
     /// Every supported family.
-    public static let all: [ModelFamily] = [llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3]
+    public static let all: [ModelFamily] = [llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, mixtral, qwen3MoE]
 
     /// The family of `architecture` (or of `modelType` when the architecture is absent).
     public static func named(architecture: String?, modelType: String?) -> ModelFamily? {
@@ -124,10 +165,13 @@ public struct StoredLinear: Sendable, Hashable {
     public var name: String
     /// The block linears it holds, in row order.
     public var parts: [BlockLinear]
+    /// The expert it belongs to, in a mixture-of-experts layer (its part is `.gate`, `.up` or `.down`).
+    public var expert: Int?
 
     /// A stored linear from its name and parts.
-    public init(name: String, parts: [BlockLinear]) {
+    public init(name: String, parts: [BlockLinear], expert: Int? = nil) {
         self.name = name
         self.parts = parts
+        self.expert = expert
     }
 }

@@ -11,7 +11,8 @@ import SafeTensors
 ///   from the vocabulary as their UTF-8 bytes `<0xNN>` (`byte_fallback`) or `unk_token` (runs
 ///   fused with `fuse_unk`).
 ///
-/// No BOS/EOS is added (a template post-processor is read but not applied by ``encode(_:)``).
+/// ``encode(_:)`` adds no special tokens; ``encode(_:addingSpecialTokens:)`` applies the
+/// `TemplateProcessing` post-processor's single-sequence template (the BOS of LLaMA, Gemma, …).
 public final class Tokenizer: @unchecked Sendable {
     /// Number of ids (vocabulary plus added tokens).
     public let vocabularySize: Int
@@ -32,6 +33,9 @@ public final class Tokenizer: @unchecked Sendable {
     private let characters: CharacterMode?
     /// `Prepend`/`Replace` normalizers, in order (after NFC when both are given).
     private let edits: [Edit]
+    /// The post-processor's single-sequence template: special-token ids around the text (`nil`
+    /// entry), or `[nil]` when there is no template.
+    private let template: [Int32?]
 
     struct CharacterMode {
         /// `<0xNN>` tokens for characters missing from the vocabulary.
@@ -259,6 +263,40 @@ public final class Tokenizer: @unchecked Sendable {
             preTokenizer = try pre(json["pre_tokenizer"])
         }
         characters = characterMode
+        template = try Self.template(json["post_processor"], fail: fail)
+    }
+
+    /// The single-sequence template of a `TemplateProcessing` post-processor (possibly inside a
+    /// `Sequence`); `ByteLevel` post-processing only adjusts offsets. Others are refused by name.
+    static func template(_ p: JSONValue?, fail: (String) -> LanguageModelError) throws -> [Int32?] {
+        guard let p, p != .null else { return [nil] }
+        guard case .string(let type)? = p["type"] else { throw fail("post_processor has no type") }
+        switch type {
+        case "ByteLevel": return [nil]
+        case "Sequence":
+            guard case .array(let list)? = p["processors"] else { throw fail("post_processor Sequence has no processors") }
+            let templates = try list.map { try template($0, fail: fail) }.filter { $0 != [nil] }
+            guard templates.count <= 1 else { throw fail("post_processor Sequence with more than one template is not supported") }
+            return templates.first ?? [nil]
+        case "TemplateProcessing":
+            guard case .array(let single)? = p["single"] else { throw fail("post_processor TemplateProcessing has no 'single' template") }
+            return try single.map { piece -> Int32? in
+                if piece["Sequence"] != nil { return nil }
+                guard case .string(let name)? = piece["SpecialToken"]?["id"], case .array(let ids)? = p["special_tokens"]?[name]?["ids"],
+                      ids.count == 1, let id = ids[0].integer(in: 0...((1 << 24) - 1)) else {
+                    throw fail("post_processor template piece \(piece) does not name a special token with one id")
+                }
+                return Int32(id)
+            }
+        default:
+            throw fail("post_processor '\(type)' is not supported (TemplateProcessing, ByteLevel, Sequence)")
+        }
+    }
+
+    /// Token ids of `text`, with the post-processor's special tokens (BOS …) when asked.
+    public func encode(_ text: String, addingSpecialTokens: Bool) -> [Int32] {
+        guard addingSpecialTokens else { return encode(text) }
+        return template.flatMap { $0.map { [$0] } ?? encode(text) }
     }
 
     /// Token ids of `text` (no special tokens added).

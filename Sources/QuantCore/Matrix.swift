@@ -77,6 +77,19 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
         return t
     }
 
+    /// The rows `indices` of this matrix, in that order.
+    public func gathering(rows indices: [Int]) -> Matrix {
+        var out = Matrix(rows: indices.count, cols: cols)
+        out.storage.withUnsafeMutableBufferPointer { dst in
+            storage.withUnsafeBufferPointer { src in
+                for (k, r) in indices.enumerated() {
+                    (dst.baseAddress! + k * cols).update(from: src.baseAddress! + r * cols, count: cols)
+                }
+            }
+        }
+        return out
+    }
+
     /// Rows `range` as a new matrix.
     @inlinable
     public func rows(_ range: Range<Int>) -> Matrix {

@@ -49,6 +49,7 @@ public enum QuantizationPipeline {
         let clock = ProgressReporter("quantize: block", quiet: quiet)
         let model = try CausalLM(directory: modelDirectory)
         if model.quantization != nil { throw PipelineError.invalidOptions("\(modelDirectory) is already quantized") }
+        if model.config.experts != nil { throw PipelineError.invalidOptions("\(model.config.architecture): quantizing mixture-of-experts layers is not supported yet") }
         let config = model.config
         let skip = try options.skip.map { try NSRegularExpression(pattern: $0) }
         /// `--skip` matches the names the checkpoint stores (a fused linear's parts go together).

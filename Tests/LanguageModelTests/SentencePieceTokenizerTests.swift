@@ -46,9 +46,10 @@ import TestSupport
             guard case .string(let text)? = s["text"] else { continue }
             #expect(tokenizer.encode(text) == Self.ids(s["ids"]), "\(name): \(text.debugDescription)")
         }
-        // The template post-processor adds <s>; encode adds nothing.
+        // The template post-processor adds <s> as `tokenizers`' encode does by default; plain encode adds nothing.
         let withBOS = Self.ids(ref["with_special_tokens"]?["ids"])
         #expect(withBOS.first == tokenizer.id(of: "<s>") && Array(withBOS.dropFirst()) == tokenizer.encode("Hello world"))
+        #expect(tokenizer.encode("Hello world", addingSpecialTokens: true) == withBOS)
     }
 
     @Test func unsupportedComponentsAreRefusedByName() throws {
@@ -57,6 +58,7 @@ import TestSupport
             (#""normalizer": null"#, #""normalizer": {"type": "NFKC"}"#, "NFKC"),
             (#""prepend_scheme": "first""#, #""prepend_scheme": "sometimes""#, "sometimes"),
             (#""ignore_merges": false"#, #""ignore_merges": true"#, "ignore_merges"),
+            (#""type": "TemplateProcessing""#, #""type": "BertProcessing""#, "BertProcessing"),
         ]
         for (from, to, named) in cases {
             #expect(base.contains(from), "fixture lacks \(from)")

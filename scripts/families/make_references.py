@@ -54,7 +54,25 @@ def phi3():
                       pad_token_id=0, eos_token_id=1, bos_token_id=2)
 
 
-FAMILIES = {"qwen3": qwen3, "gemma2": gemma2, "gemma3": gemma3, "phi3": phi3}
+def mixtral():
+    from transformers import MixtralConfig
+    # Top-2 of 4 experts in block_sparse_moe (w1 gate, w3 up, w2 down); untied head.
+    return MixtralConfig(vocab_size=512, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=512,
+                         rms_norm_eps=1e-5, sliding_window=None, rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+                         tie_word_embeddings=False)
+
+
+def qwen3_moe():
+    from transformers import Qwen3MoeConfig
+    # Top-3 of 8 experts with norm_topk_prob false, per-head q/k norms; layer 1 dense (mlp_only_layers).
+    return Qwen3MoeConfig(vocab_size=512, hidden_size=64, intermediate_size=96, moe_intermediate_size=32, num_hidden_layers=3,
+                          num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_experts=8, num_experts_per_tok=3,
+                          norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[1], max_position_embeddings=512,
+                          rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 1e6}, tie_word_embeddings=False)
+
+
+FAMILIES = {"qwen3": qwen3, "gemma2": gemma2, "gemma3": gemma3, "phi3": phi3, "mixtral": mixtral, "qwen3_moe": qwen3_moe}
 # Families whose norms scale by (1 + w): their weights are drawn around 0.
 OFFSET_NORMS = {"gemma2", "gemma3"}
 SEQUENCES, LENGTH = 3, 128
