@@ -14,6 +14,8 @@ struct AWQBlockPlan {
     var mlpNorm: AWQScaleChoice?
     /// `up → down`.
     var upDown: AWQScaleChoice?
+    /// A mixture-of-experts layer: each expert's `up → down`, by expert.
+    var expertUpDown: [Int: AWQScaleChoice] = [:]
 }
 
 /// The model-aware side of AWQ for one LLaMA block: it supplies the inspected functions
@@ -63,7 +65,8 @@ struct AWQBlockSearch {
     /// searched against the full-precision block, then the linear-absorbed scales (`v→o`,
     /// `up→down`) are folded into `block`. The norm-absorbed ones are returned for the quantizer.
     /// Activation means come from the search tokens.
-    func plan(block: inout DecoderBlock, searchInput xs: Matrix<Float>, isQuantized: (BlockLinear) -> Bool) throws -> AWQBlockPlan {
+    func plan(block: inout DecoderBlock, searchInput xs: Matrix<Float>, isQuantized: (BlockLinear) -> Bool,
+              isExpertQuantized: (Int, BlockLinear) -> Bool = { _, _ in true }) throws -> AWQBlockPlan {
         var captured: [LinearInput: Matrix<Float>] = [:]
         var fp = block
         var h = xs
@@ -76,6 +79,11 @@ struct AWQBlockSearch {
             plan.attentionNorm = try normMapping(balanced: qkv, input: x, searchInput: x, block: block)
         }
         if isQuantized(.o) { plan.valueOutput = try linearMapping(previous: .v, balanced: .o, intermediate: captured[.attentionOutput]!, block: block) }
+        if block.router != nil {
+            try planExperts(&plan, block: &block, input: captured[.mlpInput]!, isQuantized: isExpertQuantized)
+            if let c = plan.valueOutput { Self.fold(c.scales, previous: .v, balanced: .o, into: &block) }
+            return plan
+        }
         if !gateUp.isEmpty {
             let x = captured[.mlpInput]!
             plan.mlpNorm = try normMapping(balanced: gateUp, input: x, searchInput: x, block: block)
@@ -84,6 +92,41 @@ struct AWQBlockSearch {
         if let c = plan.valueOutput { Self.fold(c.scales, previous: .v, balanced: .o, into: &block) }
         if let c = plan.upDown { Self.fold(c.scales, previous: .up, balanced: .down, into: &block) }
         return plan
+    }
+
+    /// A mixture-of-experts layer's mappings: the norm → every expert's gate and up (one scale
+    /// vector, inspected through the whole sparse MLP with the full-precision routing; judged
+    /// with RTN candidates also for `awq-gptq`, as each expert has its own Hessian), then each
+    /// expert's `up → down` on the rows routed to it, folded at once.
+    func planExperts(_ plan: inout AWQBlockPlan, block: inout DecoderBlock, input x: Matrix<Float>,
+                     isQuantized: (Int, BlockLinear) -> Bool) throws {
+        let layout = block.config.family.experts!
+        let balanced = block.experts.indices.flatMap { e in [BlockLinear.gate, .up].filter { isQuantized(e, $0) }.map { (e, $0) } }
+        if !balanced.isEmpty {
+            var stats = ActivationStatistics(columns: x.cols)
+            try stats.add(x, name: "model.layers.\(layer) experts' gate, up")
+            let reference = block.mixtureOfExperts(x)
+            let fp = block
+            plan.mlpNorm = try AWQScaleSearch.search(mapping: "model.layers.\(layer) \(block.config.family.norms.mlpInput)→experts",
+                                                     weights: balanced.map { block.experts[$0.0][$0.1]! }, activationMean: stats.meanAbs,
+                                                     scheme: options.scheme, options: searchOptions, reference: reference) { replaced in
+                var trial = fp
+                for ((e, l), w) in zip(balanced, replaced) { trial.experts[e][l] = w }
+                return trial.mixtureOfExperts(x)
+            }
+        }
+        for (e, route) in block.route(x).enumerated() where isQuantized(e, .down) && !route.rows.isEmpty {
+            var up = block.experts[e][.up]!, down = block.experts[e][.down]!
+            let intermediate = block.expertIntermediate(e, x.gathering(rows: route.rows))
+            guard let c = try linearMapping(previous: up, balanced: down, bias: nil, intermediate: intermediate,
+                                            mapping: "model.layers.\(layer) \(layout.name(expert: e, .up))→\(layout.down)") else { continue }
+            var noBias: [Float]? = nil
+            AWQFolding.divideRows(&up, bias: &noBias, by: c.scales)
+            AWQFolding.scaleColumns(&down, by: c.scales)
+            block.experts[e][.up] = up
+            block.experts[e][.down] = down
+            plan.expertUpDown[e] = c
+        }
     }
 
     /// A norm-absorbed mapping: scales for `balanced` (all reading `input`), inspected through
@@ -117,20 +160,25 @@ struct AWQBlockSearch {
     /// it (v→o under grouped-query attention) or the intermediate is not finite.
     func linearMapping(previous: BlockLinear, balanced: BlockLinear, intermediate: Matrix<Float>,
                        block: DecoderBlock) throws -> AWQScaleChoice? {
-        let prev = block.weights[previous]!, bal = block.weights[balanced]!
+        try linearMapping(previous: block.weights[previous]!, balanced: block.weights[balanced]!, bias: block.biases[balanced],
+                          intermediate: intermediate, mapping: "model.layers.\(layer) \(previous.shortName)→\(balanced.shortName)")
+    }
+
+    /// The same on the weights themselves: `prev` `[k × ·]` produces `intermediate` `[tokens × k]`,
+    /// which `bal` `[· × k]` (with `bias`) reads.
+    func linearMapping(previous prev: Matrix<Float>, balanced bal: Matrix<Float>, bias: [Float]?, intermediate: Matrix<Float>,
+                       mapping: String) throws -> AWQScaleChoice? {
         guard prev.rows == bal.cols, intermediate.isFinite else { return nil }
         var stats = ActivationStatistics(columns: intermediate.cols)
         try stats.add(intermediate)
-        let reference = block.apply(balanced, to: intermediate)
-        let bias = block.biases[balanced]
-        let mapping = "model.layers.\(layer) \(previous.shortName)→\(balanced.shortName)"
-        return try AWQScaleSearch.search(mapping: mapping, weights: [bal], activationMean: stats.meanAbs, scheme: options.scheme,
-                                         options: searchOptions, reference: reference,
-                                         quantize: try candidateQuantizer(input: intermediate, name: mapping)) { replaced in
-            var y = intermediate.multiplied(by: replaced[0], transposeOther: true)
+        func apply(_ w: Matrix<Float>) -> Matrix<Float> {
+            var y = intermediate.multiplied(by: w, transposeOther: true)
             if let bias { for r in 0..<y.rows { for c in 0..<y.cols { y[r, c] += bias[c] } } }
             return y
         }
+        return try AWQScaleSearch.search(mapping: mapping, weights: [bal], activationMean: stats.meanAbs, scheme: options.scheme,
+                                         options: searchOptions, reference: apply(bal),
+                                         quantize: try candidateQuantizer(input: intermediate, name: mapping)) { apply($0[0]) }
     }
 
     /// Folds linear-absorbed scales: `previous`'s output rows (and bias) divided by `s`,

@@ -47,7 +47,7 @@ public enum CheckpointVerifier {
         let ref = scaled ? nil : try reference.map { try CausalLM(directory: $0) }
         var checks: [LinearCheck] = []
         for layer in 0..<model.config.layerCount {
-            for stored in model.config.family.storedLinears {
+            for stored in model.config.storedLinears(layer: layer) {
                 let prefix = "model.layers.\(layer).\(stored.name)"
                 if model.checkpoint.contains(prefix + ".weight") { continue }  // left unquantized
                 var tensors: [String: Tensor] = [:]

@@ -81,7 +81,7 @@ final class CheckpointWriter {
         try copy("model.embed_tokens.weight")
         for layer in 0..<model.config.layerCount {
             let prefix = "model.layers.\(layer)."
-            let storedLinears = model.config.family.storedLinears
+            let storedLinears = model.config.storedLinears(layer: layer)
             let linearWeights = Set(storedLinears.map { prefix + $0.name + ".weight" })
             for name in ckpt.tensorNames where name.hasPrefix(prefix) && !linearWeights.contains(name) { try copy(name, layer: layer) }
             for stored in storedLinears {
@@ -159,8 +159,11 @@ final class CheckpointWriter {
 
     /// Hands over a quantized linear; it is written when its slot comes up (a part of a fused
     /// linear once all its parts are in, stacked).
-    func add(_ q: QuantizedLinear, layer: Int, _ linear: BlockLinear) throws {
-        let stored = model.config.family.stored(linear)
+    func add(_ q: QuantizedLinear, layer: Int, _ key: LinearKey) throws {
+        let family = model.config.family
+        let stored = key.expert.map { StoredLinear(name: family.experts!.name(expert: $0, key.linear), parts: [key.linear], expert: $0) }
+            ?? family.stored(key.linear)
+        let linear = key.linear
         let name = "model.layers.\(layer).\(stored.name)"
         parts[name, default: [:]][linear] = q
         let have = parts[name]!

@@ -19,6 +19,8 @@ struct LinearQuantizer {
     let sequenceLength: Int
     let rope: RopeTables
     let isQuantized: (BlockLinear) -> Bool
+    /// Whether expert `e`'s `.gate`, `.up` or `.down` is quantized (mixture-of-experts layers).
+    var isExpertQuantized: (Int, BlockLinear) -> Bool = { _, _ in true }
     /// AWQ scales searched before the pass (AutoAWQ order); `nil`: search at each stage.
     var awqPlan: AWQBlockPlan? = nil
     /// The chosen AWQ ratio of every scaled linear so far (`.some(nil)`: identity), for reports.
@@ -28,9 +30,11 @@ struct LinearQuantizer {
 
     /// What one stage produced.
     struct StageResult {
-        var linears: [(BlockLinear, QuantizedLinear, LayerReport)] = []
-        /// Norm weights to write instead of the checkpoint's (AWQ), by tensor name.
+        var linears: [(LinearKey, QuantizedLinear, LayerReport)] = []
+        /// Norm (and router) weights to write instead of the checkpoint's (AWQ), by tensor name.
         var normOverrides: [String: [Float]] = [:]
+        /// A mixture-of-experts stage: the calibration rows routed to each expert.
+        var expertTokens: [Int] = []
     }
 
     var usesAWQ: Bool { options.usesAWQ }
@@ -46,6 +50,7 @@ struct LinearQuantizer {
 
     mutating func quantize(input: LinearInput, activations x: Matrix<Float>, block: inout DecoderBlock) throws -> StageResult {
         var result = StageResult()
+        if input == .mlpInput && block.router != nil { return try quantizeExperts(input: x, block: &block) }
         let consumers = input.consumers.filter(isQuantized)
         if consumers.isEmpty { return result }
         let stageStart = ContinuousClock.now
@@ -82,10 +87,38 @@ struct LinearQuantizer {
                 AWQFolding.divide(attention ? block.inputNorm : block.mlpNorm, by: choice.scales, offset: block.config.family.normOffset)
         }
 
+        let items = consumers.map { linear in
+            // AutoAWQ's clip search skips q and k ("due to qk bmm, it is hard to clip precisely").
+            Item(key: LinearKey(linear), name: name(linear), weight: block.weights[linear]!, basis: basis[linear],
+                 awqRatio: ratios[linear] ?? nil, clip: usesAWQ && options.awqClip == .awq && linear != .q && linear != .k)
+        }
+        for r in try solve(items, input: x, started: stageStart) {
+            block.weights[r.item.key.linear] = r.solved.effective
+            result.linears.append((r.item.key, r.solved.quantized, r.report))
+        }
+        return result
+    }
+
+    /// One linear to solve on a shared input.
+    struct Item {
+        var key: LinearKey
+        var name: String
+        var weight: Matrix<Float>
+        /// The AWQ scales its input columns are multiplied by (absorbed by a norm), if any.
+        var basis: [Float]?
+        var awqRatio: Double?
+        /// AutoAWQ's clip search (`--awq-clip awq`) applies to it.
+        var clip: Bool
+    }
+
+    /// Solves `items`, all reading `x` (`[tokens × in]`): one Hessian for GPTQ and the error
+    /// measurement, one prepared Hessian per AWQ basis, then each linear. `started`: when the
+    /// stage's shared work began (its time is shared out in the reports).
+    mutating func solve(_ items: [Item], input x: Matrix<Float>, started: ContinuousClock.Instant) throws -> [(item: Item, solved: SingleLinear.Solved, report: LayerReport)] {
         // One Hessian per distinct input, for GPTQ and for measuring every method's output error.
         var H: Matrix<Double>? = nil
         if usesGPTQ || options.measureErrors {
-            var acc = HessianAccumulator(columns: x.cols, name: "input of \(consumers.map { name($0) }.joined(separator: ", "))")
+            var acc = HessianAccumulator(columns: x.cols, name: "input of \(items.map(\.name).joined(separator: ", "))")
             // GPTQ needs every token; a measurement alone is made on the first whole windows.
             let rows = usesGPTQ ? x.rows : min(x.rows, max(1, options.errorTokens / sequenceLength) * sequenceLength)
             let hessianStart = ContinuousClock.now
@@ -96,41 +129,84 @@ struct LinearQuantizer {
         // GPTQ: one prepared Hessian (damping, act-order, U) per distinct input and scale basis.
         var prepared: [[Float]?: PreparedHessian] = [:]
         if usesGPTQ, let H {
-            for linear in consumers where prepared[basis[linear]] == nil {
+            for item in items where prepared[item.basis] == nil {
                 var h = H
-                if let s = basis[linear] { scaleSymmetric(&h, by: s.map { 1 / Double($0) }) }
+                if let s = item.basis { scaleSymmetric(&h, by: s.map { 1 / Double($0) }) }
                 let factorStart = ContinuousClock.now
-                prepared[basis[linear]] = try PreparedHessian(h, configuration: options.gptqConfiguration)
+                prepared[item.basis] = try PreparedHessian(h, configuration: options.gptqConfiguration)
                 phases.factorizations += elapsedSeconds(since: factorStart)
             }
         }
         // AWQ's weighted range search: E[x²] per input column, over every calibration token.
         let meanSquares = usesAWQ && !usesGPTQ && options.awqClip == .weighted ? columnMeanSquares(x) : nil
-        let sharedSeconds = elapsedSeconds(since: stageStart) / Double(consumers.count)
+        let sharedSeconds = elapsedSeconds(since: started) / Double(max(items.count, 1))
 
-        for linear in consumers {
+        var out: [(item: Item, solved: SingleLinear.Solved, report: LayerReport)] = []
+        for item in items {
             let t0 = ContinuousClock.now
-            let original = block.weights[linear]!
-            let s = basis[linear]
-            // AutoAWQ's clip search skips q and k ("due to qk bmm, it is hard to clip precisely").
-            var clipInputs: Matrix<Float>? = nil
-            if usesAWQ && options.awqClip == .awq && linear != .q && linear != .k { clipInputs = AWQClipSearch.strided(x) }
+            let original = item.weight
+            let clipInputs = item.clip ? AWQClipSearch.strided(x) : nil
             let solveStart = ContinuousClock.now
-            let solved = try SingleLinear.solve(original, scales: s, prepared: prepared[s], meanSquares: meanSquares,
-                                                clipInputs: clipInputs, options: options, name: name(linear))
+            let solved = try SingleLinear.solve(original, scales: item.basis, prepared: prepared[item.basis], meanSquares: meanSquares,
+                                                clipInputs: clipInputs, options: options, name: item.name)
             phases.solves += elapsedSeconds(since: solveStart)
-            var report = LayerReport(name: name(linear), method: options.method.rawValue, outFeatures: original.rows, inFeatures: original.cols,
+            var report = LayerReport(name: item.name, method: options.method.rawValue, outFeatures: original.rows, inFeatures: original.cols,
                                      relativeError: nil, loss: solved.loss, damping: solved.damping, fallback: solved.fallback,
-                                     awqRatio: usesAWQ ? ratios[linear] ?? nil : nil, awqClipped: solved.clipped, seconds: 0)
+                                     awqRatio: usesAWQ ? item.awqRatio : nil, awqClipped: solved.clipped, seconds: 0)
             if solved.subnormalScaleGroups > 0 { report.subnormalScaleGroups = solved.subnormalScaleGroups }
             if let H {
                 let errorStart = ContinuousClock.now
                 report.relativeError = OutputError.relative(original: original, quantized: solved.effective, gram: H)
                 phases.errors += elapsedSeconds(since: errorStart)
             }
-            block.weights[linear] = solved.effective
             report.seconds = elapsedSeconds(since: t0) + sharedSeconds
-            result.linears.append((linear, solved.quantized, report))
+            out.append((item, solved, report))
+        }
+        return out
+    }
+
+    /// A mixture-of-experts layer's MLP stage, on its normed input `x`: each expert's gate and up
+    /// are solved on the rows the (full-precision) router sends it, then its down on its own
+    /// intermediate of those rows. An expert routed fewer than `options.expertMinimumTokens`
+    /// rows (default: the input width, below which its Hessian is singular) is calibrated on every
+    /// row of `x` instead. With AWQ, one scale vector for all experts' gate and up is absorbed by
+    /// the norm, and the router (kept in full precision) is written scaled by it.
+    mutating func quantizeExperts(input x: Matrix<Float>, block: inout DecoderBlock) throws -> StageResult {
+        var result = StageResult()
+        guard let layout = block.config.family.experts else { return result }
+        var s: [Float]? = nil, ratio: Double? = nil
+        if usesAWQ, let c = awqPlan?.mlpNorm {  // nil when no expert's gate or up is quantized
+            s = c.scales
+            ratio = c.candidate.ratio
+            let family = block.config.family, prefix = "model.layers.\(layer)."
+            result.normOverrides[prefix + family.norms.mlpInput + ".weight"] = AWQFolding.divide(block.mlpNorm, by: c.scales, offset: family.normOffset)
+            var router = block.router!
+            AWQFolding.scaleColumns(&router, by: c.scales)
+            result.normOverrides[prefix + layout.router + ".weight"] = router.storage
+        }
+        let minimum = options.expertMinimumTokens ?? x.cols
+        for (e, route) in block.route(x).enumerated() {
+            let quantizedLinears = [BlockLinear.gate, .up, .down].filter { isExpertQuantized(e, $0) }
+            result.expertTokens.append(route.rows.count)
+            if quantizedLinears.isEmpty { continue }
+            let allRows = route.rows.count < minimum
+            let xe = allRows ? x : x.gathering(rows: route.rows)
+            func item(_ l: BlockLinear, basis: [Float]?, ratio: Double?) -> Item {
+                Item(key: LinearKey(l, expert: e), name: "model.layers.\(layer).\(layout.name(expert: e, l))", weight: block.experts[e][l]!,
+                     basis: basis, awqRatio: ratio, clip: usesAWQ && options.awqClip == .awq)
+            }
+            var solvedItems = try solve(quantizedLinears.filter { $0 != .down }.map { item($0, basis: s, ratio: ratio) }, input: xe, started: .now)
+            for r in solvedItems { block.experts[e][r.item.key.linear] = r.solved.effective }
+            if quantizedLinears.contains(.down) {
+                let intermediate = block.expertIntermediate(e, xe)
+                solvedItems += try solve([item(.down, basis: nil, ratio: awqPlan?.expertUpDown[e]?.candidate.ratio)], input: intermediate, started: .now)
+            }
+            for var r in solvedItems {
+                block.experts[e][r.item.key.linear] = r.solved.effective
+                r.report.routedTokens = route.rows.count
+                if allRows { r.report.calibratedOnAllTokens = true }
+                result.linears.append((r.item.key, r.solved.quantized, r.report))
+            }
         }
         return result
     }
@@ -138,7 +214,7 @@ struct LinearQuantizer {
     /// RTN of every linear, no calibration.
     func quantizeWithoutCalibration(block: inout DecoderBlock) throws -> StageResult {
         var result = StageResult()
-        for linear in BlockLinear.allCases where isQuantized(linear) {
+        for linear in BlockLinear.allCases where isQuantized(linear) && block.weights[linear] != nil {
             let t0 = ContinuousClock.now
             let w = block.weights[linear]!
             let solved = try SingleLinear.solve(w, scales: nil, prepared: nil, meanSquares: nil, clipInputs: nil, options: options, name: name(linear))
@@ -146,9 +222,31 @@ struct LinearQuantizer {
             var report = LayerReport(name: name(linear), method: "rtn", outFeatures: w.rows, inFeatures: w.cols, relativeError: nil, loss: nil,
                                      damping: nil, fallback: nil, awqRatio: nil, awqClipped: nil, seconds: elapsedSeconds(since: t0))
             if solved.subnormalScaleGroups > 0 { report.subnormalScaleGroups = solved.subnormalScaleGroups }
-            result.linears.append((linear, solved.quantized, report))
+            result.linears.append((LinearKey(linear), solved.quantized, report))
+        }
+        for (e, expert) in block.experts.enumerated() {
+            for linear in [BlockLinear.gate, .up, .down] where isExpertQuantized(e, linear) {
+                let t0 = ContinuousClock.now
+                let w = expert[linear]!
+                let name = "model.layers.\(layer).\(block.config.family.experts!.name(expert: e, linear))"
+                let solved = try SingleLinear.solve(w, scales: nil, prepared: nil, meanSquares: nil, clipInputs: nil, options: options, name: name)
+                block.experts[e][linear] = solved.effective
+                result.linears.append((LinearKey(linear, expert: e), solved.quantized,
+                                       LayerReport(name: name, method: "rtn", outFeatures: w.rows, inFeatures: w.cols, relativeError: nil, loss: nil,
+                                                   damping: nil, fallback: nil, awqRatio: nil, awqClipped: nil, seconds: elapsedSeconds(since: t0))))
+            }
         }
         return result
+    }
+}
+
+/// A linear of a block: one of its seven, or an expert's gate, up or down.
+struct LinearKey: Hashable {
+    var linear: BlockLinear
+    var expert: Int?
+    init(_ linear: BlockLinear, expert: Int? = nil) {
+        self.linear = linear
+        self.expert = expert
     }
 }
 

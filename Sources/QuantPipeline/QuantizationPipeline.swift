@@ -49,23 +49,32 @@ public enum QuantizationPipeline {
         let clock = ProgressReporter("quantize: block", quiet: quiet)
         let model = try CausalLM(directory: modelDirectory)
         if model.quantization != nil { throw PipelineError.invalidOptions("\(modelDirectory) is already quantized") }
-        if model.config.experts != nil { throw PipelineError.invalidOptions("\(model.config.architecture): quantizing mixture-of-experts layers is not supported yet") }
+        if model.config.experts != nil && options.usesAWQ && options.awqOrder != .autoawq {
+            throw PipelineError.invalidOptions("--awq-order \(options.awqOrder.rawValue) is not supported for mixture-of-experts models (use autoawq)")
+        }
         let config = model.config
         let skip = try options.skip.map { try NSRegularExpression(pattern: $0) }
         /// `--skip` matches the names the checkpoint stores (a fused linear's parts go together).
-        func quantized(_ layer: Int, _ linear: BlockLinear) -> Bool {
-            let name = "model.layers.\(layer).\(config.family.stored(linear).name)"
+        func quantized(_ layer: Int, _ stored: StoredLinear) -> Bool {
+            let name = "model.layers.\(layer).\(stored.name)"
             return !skip.contains { $0.firstMatch(in: name, range: NSRange(location: 0, length: (name as NSString).length)) != nil }
+        }
+        func quantized(_ layer: Int, _ linear: BlockLinear) -> Bool { quantized(layer, config.family.stored(linear)) }
+        func expertQuantized(_ layer: Int) -> (Int, BlockLinear) -> Bool {
+            { e, l in quantized(layer, StoredLinear(name: config.family.experts!.name(expert: e, l), parts: [l], expert: e)) }
         }
         if options.method != .rtn && calibrationFile == nil {
             throw PipelineError.invalidOptions("--calib is required for \(options.method.rawValue)")
         }
         // Refuse shapes the format cannot store before any work is done.
-        let storedLinears = config.family.storedLinears
-        for stored in storedLinears {
-            let (o, n) = model.dimensions(stored)
-            do { try Packer.check(options.format, outFeatures: o, inFeatures: n, scheme: options.scheme, trivialGroupIndex: !options.dynamicGroupIndex) }
-            catch { throw PipelineError.invalidOptions("\(stored.name) [\(o)×\(n)]: \(error)") }
+        var shapesChecked = Set<[Int]>()
+        for layer in 0..<config.layerCount {
+            for stored in config.storedLinears(layer: layer) {
+                let (o, n) = model.dimensions(stored)
+                guard shapesChecked.insert([o, n]).inserted else { continue }
+                do { try Packer.check(options.format, outFeatures: o, inFeatures: n, scheme: options.scheme, trivialGroupIndex: !options.dynamicGroupIndex) }
+                catch { throw PipelineError.invalidOptions("\(stored.name) [\(o)×\(n)]: \(error)") }
+            }
         }
 
         if calibrationFile != nil && options.sequenceLength > config.maxPositions {
@@ -107,7 +116,7 @@ public enum QuantizationPipeline {
 
         var ignore = ["lm_head"]
         for layer in 0..<config.layerCount {
-            for stored in storedLinears where !quantized(layer, stored.parts[0]) { ignore.append("model.layers.\(layer).\(stored.name)") }
+            for stored in config.storedLinears(layer: layer) where !quantized(layer, stored) { ignore.append("model.layers.\(layer).\(stored.name)") }
         }
         let qconfig = options.quantizationConfig(ignore: ignore)
         var checkpointed = saved != nil
@@ -115,7 +124,7 @@ public enum QuantizationPipeline {
             let writer = try CheckpointWriter(model: model, directory: work.path, destination: work.destination, format: options.format,
                                               scheme: options.scheme, trivialGroupIndex: !options.dynamicGroupIndex,
                                               metadata: ["format": "pt", "quantized_by": "quantkit \(QuantKitVersion.string)"],
-                                              quantized: { quantized($0, $1.parts[0]) }, maxShardBytes: options.maxShardBytes, resuming: saved?.writer)
+                                              quantized: quantized, maxShardBytes: options.maxShardBytes, resuming: saved?.writer)
             var phases = saved?.phases ?? PhaseSeconds()
             var hidden: Matrix<Float>? = nil
             var calibrationTokens = saved?.calibrationTokens ?? 0
@@ -132,6 +141,7 @@ public enum QuantizationPipeline {
                 clock.note("calibration: \(options.samples) × \(options.sequenceLength) tokens from \(calibrationFile) (\(ids.count) tokens, seed \(options.seed)); predicted peak memory \(formatByteCount(estimate.peak))")
             }
             var layers = saved?.layers ?? []
+            var expertTokens = saved?.expertTokens ?? [:]
             var kept: [DecoderBlock] = []
             var passes = saved?.forwardPasses ?? 0  // full forward passes over the calibration tokens (partial ones pro rata)
             let previousSeconds = saved?.elapsedSeconds ?? 0
@@ -149,7 +159,8 @@ public enum QuantizationPipeline {
                                         writer: try writer.checkpoint(), layers: Array(layers.prefix(atCompletion.layers)),
                                         forwardPasses: atCompletion.passes, phases: atCompletion.phases,
                                         elapsedSeconds: previousSeconds + clock.elapsed, calibrationTokens: calibrationTokens,
-                                        hiddenRows: hidden?.rows ?? 0, hiddenColumns: hidden?.cols ?? 0)
+                                        hiddenRows: hidden?.rows ?? 0, hiddenColumns: hidden?.cols ?? 0,
+                                        expertTokens: expertTokens.filter { $0.key < completed })
                 try work.save(state, hidden: hidden ?? Matrix(rows: 0, cols: 0))
                 checkpointed = true
                 savedThrough = completed
@@ -169,9 +180,10 @@ public enum QuantizationPipeline {
                 try block.checkFinite(layer: layer)
                 model.checkpoint.releaseResidentPages()  // the block is in float32 now; keep RSS to the working set
                 phases.io += elapsedSeconds(since: loadStart)
-                var results: [BlockLinear: QuantizedLinear] = [:]
+                var results: [LinearKey: QuantizedLinear] = [:]
                 var quantizer = LinearQuantizer(options: options, layer: layer, sequenceLength: options.sequenceLength, rope: rope,
                                                 isQuantized: { quantized(layer, $0) })
+                if config.experts(layer: layer) != nil { quantizer.isExpertQuantized = expertQuantized(layer) }
                 if var x = hidden {
                     if options.usesAWQ && options.awqOrder == .autoawq {
                         clock.update(layer, of: config.layerCount, detail: "awq search")
@@ -180,7 +192,8 @@ public enum QuantizationPipeline {
                         let xs = quantizer.searchSubset(x)
                         quantizer.awqPlan = try naming("block \(layer) (awq search)") {
                             try AWQBlockSearch(options: options, sequenceLength: options.sequenceLength, rope: rope, layer: layer)
-                                .plan(block: &block, searchInput: xs, isQuantized: { quantized(layer, $0) })
+                                .plan(block: &block, searchInput: xs, isQuantized: { quantized(layer, $0) },
+                                      isExpertQuantized: expertQuantized(layer))
                         }
                         passes += Double(xs.rows) / Double(x.rows)
                     }
@@ -201,6 +214,10 @@ public enum QuantizationPipeline {
                             layers.append(report)
                         }
                         for (name, values) in done.normOverrides { writer.override(name, with: values) }
+                        if !done.expertTokens.isEmpty {
+                            expertTokens[layer] = done.expertTokens
+                            clock.note("block \(layer): calibration tokens per expert \(done.expertTokens.map(String.init).joined(separator: " "))")
+                        }
                     }
                     phases.forward += elapsedSeconds(since: forwardStart) - hookSeconds
                     passes += 1
@@ -214,7 +231,7 @@ public enum QuantizationPipeline {
                 }
                 phases = phases + quantizer.phases
                 let writeStart = ContinuousClock.now
-                for (linear, q) in results { try writer.add(q, layer: layer, linear) }
+                for (key, q) in results { try writer.add(q, layer: layer, key) }
                 try writer.flush(completedLayers: layer + 1)
                 completed = layer + 1
                 atCompletion = (layers.count, passes, phases)
@@ -237,6 +254,7 @@ public enum QuantizationPipeline {
                 totalSeconds: 0, phaseSeconds: phases, peakResidentBytes: nil, estimatedPeakBytes: estimate.peak, outputBytes: 0,
                 environment: BLASKernel.environment)
             report.resumedAfterBlock = saved?.completedLayers
+            if !expertTokens.isEmpty { report.expertTokens = Dictionary(uniqueKeysWithValues: expertTokens.map { ("model.layers.\($0.key)", $0.value) }) }
             work.removeCheckpoint()
             let size = try writer.finish(configJSON: configJSON, quantizeConfig: qconfig.quantizeConfigJSON) { size, digests in
                 report.outputBytes = size

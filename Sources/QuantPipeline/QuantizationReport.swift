@@ -29,6 +29,10 @@ public struct LayerReport: Codable, Sendable {
     /// Groups whose scale is below fp16's normal range (weights under about 1e-4): their
     /// scales keep fewer than 11 significant bits. Absent when there are none.
     public var subnormalScaleGroups: Int? = nil
+    /// A mixture-of-experts linear: the calibration tokens the router sent to its expert.
+    public var routedTokens: Int? = nil
+    /// Set when the expert got fewer than `expertMinimumTokens` and was calibrated on every token.
+    public var calibratedOnAllTokens: Bool? = nil
 }
 
 /// Wall time of a run by phase, in seconds (`phase_seconds` in the report).
@@ -116,6 +120,9 @@ public struct QuantizationReport: Codable, Sendable {
     public var peakResidentBytes: Int?
     /// For a resumed run: the blocks its checkpoint had completed.
     public var resumedAfterBlock: Int? = nil
+    /// Mixture-of-experts models: per sparse layer (`model.layers.N`), the calibration tokens
+    /// routed to each expert.
+    public var expertTokens: [String: [Int]]? = nil
     /// The peak predicted before the run (`MemoryEstimate`).
     public var estimatedPeakBytes: Int
     /// Bytes written to the output folder.

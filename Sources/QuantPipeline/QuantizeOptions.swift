@@ -126,6 +126,10 @@ public struct QuantizeOptions: Sendable {
     public var gptqClip: MSEClipSearch?
     /// Largest safetensors shard to write, in bytes (`nil`: one `model.safetensors`).
     public var maxShardBytes: Int? = nil
+    /// Mixture of experts: an expert routed fewer calibration tokens than this is calibrated on
+    /// every token of its layer instead (`nil`: the expert's input width, below which the Hessian
+    /// of its own tokens is singular).
+    public var expertMinimumTokens: Int? = nil
 
     /// Every argument left out takes its value from ``RecommendedSettings``; `format`, `actOrder`
     /// and `staticGroups` follow `method` and `scheme` when `nil`.
@@ -187,6 +191,7 @@ public struct QuantizeOptions: Sendable {
         if !(damping > 0 && damping < 1) { throw fail("--damp must be in (0, 1)") }
         if samples < 1 || sequenceLength < 2 { throw fail("--samples must be ≥ 1 and --seqlen ≥ 2") }
         if let maxShardBytes, maxShardBytes < 1 << 20 { throw fail("--max-shard-size must be at least 1MB") }
+        if let expertMinimumTokens, expertMinimumTokens < 0 { throw fail("--expert-min-tokens must be ≥ 0") }
         for pattern in skip {
             do { _ = try NSRegularExpression(pattern: pattern) } catch { throw fail("--skip '\(pattern)' is not a valid regular expression") }
         }

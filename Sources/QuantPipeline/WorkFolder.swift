@@ -177,4 +177,6 @@ struct ResumeState: Codable {
     var hiddenRows: Int
     var hiddenColumns: Int
     var hiddenFile: String?
+    /// Calibration tokens routed to each expert, by completed sparse layer.
+    var expertTokens: [Int: [Int]]? = nil
 }
