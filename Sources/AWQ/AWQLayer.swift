@@ -53,18 +53,8 @@ public enum AWQLayer {
             if take > 0 { kept += chunk.storage[0..<(take * n)] }
         }
         let x = Matrix(rows: kept.count / n, cols: n, storage: kept)
-        let module = inspect ?? { ws, x in
-            // The linears' outputs side by side.
-            let outs = ws.map { x.multiplied(by: $0, transposeOther: true) }
-            let width = outs.reduce(0) { $0 + $1.cols }
-            var y = Matrix<Float>(rows: x.rows, cols: width)
-            var offset = 0
-            for o in outs {
-                for r in 0..<x.rows { for c in 0..<o.cols { y[r, offset + c] = o[r, c] } }
-                offset += o.cols
-            }
-            return y
-        }
+        // By default the linears' outputs side by side.
+        let module = inspect ?? { ws, x in Matrix(concatenatingColumns: ws.map { x.multiplied(by: $0, transposeOther: true) }) }
         let reference = try module(weights, x)
         let choice = try AWQScaleSearch.search(mapping: "layer", weights: weights, activationMean: stats.meanAbs, scheme: scheme,
                                                options: search, reference: reference) { try module($0, x) }

@@ -169,6 +169,21 @@ public struct DecoderBlock: Sendable {
         return Matrix(rows: x.rows, cols: x.cols, storage: normed.storage)
     }
 
+    /// The weight of the norm that produces `input` (`attentionInput` or `mlpInput`).
+    public func norm(producing input: LinearInput) -> [Float]? {
+        switch input {
+        case .attentionInput: return inputNorm
+        case .mlpInput: return mlpNorm
+        default: return nil
+        }
+    }
+
+    /// The input of the linears reading `input` (`attentionOutput` or `mlpIntermediate` of a dense
+    /// block), computed from the stage input `h` before it (`attentionInput` / `mlpInput`).
+    public func intermediate(_ input: LinearInput, from h: Matrix<Float>, sequenceLength T: Int, rope: RopeTables) -> Matrix<Float> {
+        input == .attentionOutput ? attentionHeads(h, sequenceLength: T, rope: rope) : mlpIntermediate(h)
+    }
+
     /// The whole attention sub-layer on the normed input: `o_proj(attentionHeads(h))`.
     public func selfAttention(_ h: Matrix<Float>, sequenceLength T: Int, rope: RopeTables) -> Matrix<Float> {
         Kernels.linear(attentionHeads(h, sequenceLength: T, rope: rope), weights[.o]!, bias: biases[.o])

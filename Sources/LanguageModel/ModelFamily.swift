@@ -26,6 +26,8 @@ public struct ModelFamily: Sendable, Equatable {
     public var fusedLinears: [StoredLinear] = []
     /// Mixture of experts: where the router and the experts are and how tokens are routed.
     public var experts: ExpertLayout? = nil
+    /// AWQ's scale mappings of a block, in search order.
+    public var scaleMappings: [ScaleMapping] = ScaleMapping.decoder
 
     /// A sparse MLP: `router` picks the top `k` experts of each token by softmax probability,
     /// their (optionally renormalized) probabilities weigh the experts' outputs.
@@ -74,6 +76,15 @@ public struct ModelFamily: Sendable, Equatable {
         public var mlpInput: String
         /// On the MLP output before the residual add (Gemma 2/3), if any.
         public var mlpOutput: String?
+
+        /// The norm that produces `input` (`attentionInput` or `mlpInput`).
+        public func producing(_ input: LinearInput) -> String? {
+            switch input {
+            case .attentionInput: return attentionInput
+            case .mlpInput: return mlpInput
+            default: return nil
+            }
+        }
 
         /// LLaMA's two norms.
         public static let llama = NormNames(attentionInput: "input_layernorm", attentionOutput: nil,
@@ -174,4 +185,49 @@ public struct StoredLinear: Sendable, Hashable {
         self.parts = parts
         self.expert = expert
     }
+}
+
+/// One AWQ scale mapping of a block, as data: the operation that absorbs `1/s`, the linears whose
+/// input columns are multiplied by `s` (they share one input), and whose output the search
+/// compares. In a mixture-of-experts layer a mapping balancing gate and up covers every expert's,
+/// and one absorbed by `up` is searched per expert.
+public struct ScaleMapping: Sendable, Equatable {
+    /// What divides by `s`.
+    public enum Absorber: Sendable, Equatable {
+        /// The norm that produces this input (`attentionInput` or `mlpInput`); the family's
+        /// ``ModelFamily/NormNames`` name it.
+        case norm(LinearInput)
+        /// A linear's output rows (and bias). Skipped when its output is not exactly the balanced
+        /// linears' input (v → o under grouped-query attention, llm-awq PR #67).
+        case linear(BlockLinear)
+    }
+    /// The module whose output the scale search compares.
+    public enum Inspected: Sendable, Equatable {
+        /// The attention sub-layer (q, k, v, attention, o).
+        case attention
+        /// The MLP (dense or sparse).
+        case mlp
+        /// The balanced linears' own outputs.
+        case balanced
+    }
+
+    public var absorber: Absorber
+    public var balanced: [BlockLinear]
+    public var inspected: Inspected
+
+    /// A mapping from its parts.
+    public init(absorber: Absorber, balanced: [BlockLinear], inspected: Inspected) {
+        self.absorber = absorber
+        self.balanced = balanced
+        self.inspected = inspected
+    }
+
+    /// The decoder block's four (AutoAWQ's LLaMA mappings): norm → q, k, v; v → o; norm → gate,
+    /// up; up → down. Every family so far uses them, with its own norm names.
+    public static let decoder: [ScaleMapping] = [
+        ScaleMapping(absorber: .norm(.attentionInput), balanced: [.q, .k, .v], inspected: .attention),
+        ScaleMapping(absorber: .linear(.v), balanced: [.o], inspected: .balanced),
+        ScaleMapping(absorber: .norm(.mlpInput), balanced: [.gate, .up], inspected: .mlp),
+        ScaleMapping(absorber: .linear(.up), balanced: [.down], inspected: .balanced),
+    ]
 }

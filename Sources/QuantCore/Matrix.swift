@@ -77,6 +77,17 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
         return t
     }
 
+    /// Matrices with the same number of rows side by side (`[rows × Σ cols]`).
+    public init(concatenatingColumns parts: [Matrix]) {
+        let rows = parts.first?.rows ?? 0
+        precondition(parts.allSatisfy { $0.rows == rows })
+        let width = parts.reduce(0) { $0 + $1.cols }
+        var storage: [Scalar] = []
+        storage.reserveCapacity(rows * width)
+        for r in 0..<rows { for p in parts { storage += p.storage[(r * p.cols)..<((r + 1) * p.cols)] } }
+        self.init(rows: rows, cols: width, storage: storage)
+    }
+
     /// The rows `indices` of this matrix, in that order.
     public func gathering(rows indices: [Int]) -> Matrix {
         var out = Matrix(rows: indices.count, cols: cols)

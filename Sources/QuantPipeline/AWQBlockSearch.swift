@@ -6,15 +6,12 @@ import QuantCore
 /// The scales of one block's AWQ mappings, searched together before any of them is applied
 /// (AutoAWQ's order, `AWQ-REFERENCE.md` §1.4).
 struct AWQBlockPlan {
-    /// `input_layernorm → q, k, v` (nil when none of them is quantized).
-    var attentionNorm: AWQScaleChoice?
-    /// `v → o`; nil under grouped-query attention or when o is not quantized.
-    var valueOutput: AWQScaleChoice?
-    /// `post_attention_layernorm → gate, up`.
-    var mlpNorm: AWQScaleChoice?
-    /// `up → down`.
-    var upDown: AWQScaleChoice?
-    /// A mixture-of-experts layer: each expert's `up → down`, by expert.
+    /// Norm-absorbed choices, by the input the norm produces (applied by the quantizer).
+    var norms: [LinearInput: AWQScaleChoice] = [:]
+    /// Linear-absorbed choices, by balanced linear (already folded into the block). Absent under
+    /// grouped-query attention for v → o, or when the linear is not quantized.
+    var linears: [BlockLinear: AWQScaleChoice] = [:]
+    /// A mixture-of-experts layer: each expert's `up → down`, by expert (folded).
     var expertUpDown: [Int: AWQScaleChoice] = [:]
 }
 
@@ -61,9 +58,9 @@ struct AWQBlockSearch {
     }
 
     /// AutoAWQ order: one full-precision forward of the block over the search tokens `xs`
-    /// (`[S·T × hidden]`, the block's input) captures every mapping's input; each mapping is
-    /// searched against the full-precision block, then the linear-absorbed scales (`v→o`,
-    /// `up→down`) are folded into `block`. The norm-absorbed ones are returned for the quantizer.
+    /// (`[S·T × hidden]`, the block's input) captures every mapping's input; each of the family's
+    /// ``ScaleMapping``s is searched against the full-precision block, then the linear-absorbed
+    /// scales are folded into `block`. The norm-absorbed ones are returned for the quantizer.
     /// Activation means come from the search tokens.
     func plan(block: inout DecoderBlock, searchInput xs: Matrix<Float>, isQuantized: (BlockLinear) -> Bool,
               isExpertQuantized: (Int, BlockLinear) -> Bool = { _, _ in true }) throws -> AWQBlockPlan {
@@ -72,80 +69,97 @@ struct AWQBlockSearch {
         var h = xs
         fp.forward(&h, sequenceLength: sequenceLength, rope: rope) { input, activations, _ in captured[input] = activations }
         var plan = AWQBlockPlan()
-        let qkv = LinearInput.attentionInput.consumers.filter(isQuantized)
-        let gateUp = LinearInput.mlpInput.consumers.filter(isQuantized)
-        if !qkv.isEmpty {
-            let x = captured[.attentionInput]!
-            plan.attentionNorm = try normMapping(balanced: qkv, input: x, searchInput: x, block: block)
+        let mappings = block.config.family.scaleMappings
+        for m in mappings {
+            let experts = block.router != nil && m.balanced.allSatisfy { $0.input == .mlpInput || $0.input == .mlpIntermediate }
+            switch m.absorber {
+            case .norm(let input):
+                let x = captured[input]!
+                if experts {
+                    plan.norms[input] = try expertNormMapping(m.balanced, input: x, block: block, isQuantized: isExpertQuantized)
+                    continue
+                }
+                let balanced = m.balanced.filter(isQuantized)
+                if balanced.isEmpty { continue }
+                plan.norms[input] = try normMapping(balanced: balanced, inspected: m.inspected, input: x, searchInput: x, block: block)
+            case .linear(let previous):
+                if experts {
+                    try expertLinearMappings(&plan, previous: previous, balanced: m.balanced[0], input: captured[.mlpInput]!,
+                                             block: &block, isQuantized: isExpertQuantized)
+                    continue
+                }
+                guard let balanced = m.balanced.first, isQuantized(balanced) else { continue }
+                plan.linears[balanced] = try linearMapping(previous: previous, balanced: balanced, intermediate: captured[balanced.input]!, block: block)
+            }
         }
-        if isQuantized(.o) { plan.valueOutput = try linearMapping(previous: .v, balanced: .o, intermediate: captured[.attentionOutput]!, block: block) }
-        if block.router != nil {
-            try planExperts(&plan, block: &block, input: captured[.mlpInput]!, isQuantized: isExpertQuantized)
-            if let c = plan.valueOutput { Self.fold(c.scales, previous: .v, balanced: .o, into: &block) }
-            return plan
+        for m in mappings {
+            if case .linear(let previous) = m.absorber, let c = plan.linears[m.balanced[0]] {
+                Self.fold(c.scales, previous: previous, balanced: m.balanced[0], into: &block)
+            }
         }
-        if !gateUp.isEmpty {
-            let x = captured[.mlpInput]!
-            plan.mlpNorm = try normMapping(balanced: gateUp, input: x, searchInput: x, block: block)
-        }
-        if isQuantized(.down) { plan.upDown = try linearMapping(previous: .up, balanced: .down, intermediate: captured[.mlpIntermediate]!, block: block) }
-        if let c = plan.valueOutput { Self.fold(c.scales, previous: .v, balanced: .o, into: &block) }
-        if let c = plan.upDown { Self.fold(c.scales, previous: .up, balanced: .down, into: &block) }
         return plan
     }
 
-    /// A mixture-of-experts layer's mappings: the norm → every expert's gate and up (one scale
-    /// vector, inspected through the whole sparse MLP with the full-precision routing; judged
-    /// with RTN candidates also for `awq-gptq`, as each expert has its own Hessian), then each
-    /// expert's `up → down` on the rows routed to it, folded at once.
-    func planExperts(_ plan: inout AWQBlockPlan, block: inout DecoderBlock, input x: Matrix<Float>,
-                     isQuantized: (Int, BlockLinear) -> Bool) throws {
-        let layout = block.config.family.experts!
-        let balanced = block.experts.indices.flatMap { e in [BlockLinear.gate, .up].filter { isQuantized(e, $0) }.map { (e, $0) } }
-        if !balanced.isEmpty {
-            var stats = ActivationStatistics(columns: x.cols)
-            try stats.add(x, name: "model.layers.\(layer) experts' gate, up")
-            let reference = block.mixtureOfExperts(x)
-            let fp = block
-            plan.mlpNorm = try AWQScaleSearch.search(mapping: "model.layers.\(layer) \(block.config.family.norms.mlpInput)→experts",
-                                                     weights: balanced.map { block.experts[$0.0][$0.1]! }, activationMean: stats.meanAbs,
-                                                     scheme: options.scheme, options: searchOptions, reference: reference) { replaced in
-                var trial = fp
-                for ((e, l), w) in zip(balanced, replaced) { trial.experts[e][l] = w }
-                return trial.mixtureOfExperts(x)
-            }
+    /// A mixture-of-experts layer's norm mapping: one scale vector for every expert's `parts`
+    /// (gate and up), inspected through the whole sparse MLP with the full-precision routing;
+    /// judged with RTN candidates also for `awq-gptq`, as each expert has its own Hessian.
+    /// `nil` when none of them is quantized.
+    func expertNormMapping(_ parts: [BlockLinear], input x: Matrix<Float>, block: DecoderBlock,
+                           isQuantized: (Int, BlockLinear) -> Bool) throws -> AWQScaleChoice? {
+        let balanced = block.experts.indices.flatMap { e in parts.filter { isQuantized(e, $0) }.map { (e, $0) } }
+        if balanced.isEmpty { return nil }
+        var stats = ActivationStatistics(columns: x.cols)
+        try stats.add(x, name: "model.layers.\(layer) experts' \(parts.map(\.shortName).joined(separator: ", "))")
+        return try AWQScaleSearch.search(mapping: "model.layers.\(layer) \(block.config.family.norms.mlpInput)→experts",
+                                         weights: balanced.map { block.experts[$0.0][$0.1]! }, activationMean: stats.meanAbs,
+                                         scheme: options.scheme, options: searchOptions, reference: block.mixtureOfExperts(x)) { replaced in
+            var trial = block
+            for ((e, l), w) in zip(balanced, replaced) { trial.experts[e][l] = w }
+            return trial.mixtureOfExperts(x)
         }
-        for (e, route) in block.route(x).enumerated() where isQuantized(e, .down) && !route.rows.isEmpty {
-            var up = block.experts[e][.up]!, down = block.experts[e][.down]!
+    }
+
+    /// A mixture-of-experts layer's linear mapping (`up → down`), per expert on the rows routed
+    /// to it (`input`: the MLP's input), folded at once.
+    func expertLinearMappings(_ plan: inout AWQBlockPlan, previous: BlockLinear, balanced: BlockLinear, input x: Matrix<Float>,
+                              block: inout DecoderBlock, isQuantized: (Int, BlockLinear) -> Bool) throws {
+        let layout = block.config.family.experts!
+        for (e, route) in block.route(x).enumerated() where isQuantized(e, balanced) && !route.rows.isEmpty {
+            var p = block.experts[e][previous]!, b = block.experts[e][balanced]!
             let intermediate = block.expertIntermediate(e, x.gathering(rows: route.rows))
-            guard let c = try linearMapping(previous: up, balanced: down, bias: nil, intermediate: intermediate,
-                                            mapping: "model.layers.\(layer) \(layout.name(expert: e, .up))→\(layout.down)") else { continue }
+            guard let c = try linearMapping(previous: p, balanced: b, bias: nil, intermediate: intermediate,
+                                            mapping: "model.layers.\(layer) \(layout.name(expert: e, previous))→\(layout.name(expert: e, balanced))") else { continue }
             var noBias: [Float]? = nil
-            AWQFolding.divideRows(&up, bias: &noBias, by: c.scales)
-            AWQFolding.scaleColumns(&down, by: c.scales)
-            block.experts[e][.up] = up
-            block.experts[e][.down] = down
+            AWQFolding.divideRows(&p, bias: &noBias, by: c.scales)
+            AWQFolding.scaleColumns(&b, by: c.scales)
+            block.experts[e][previous] = p
+            block.experts[e][balanced] = b
             plan.expertUpDown[e] = c
         }
     }
 
     /// A norm-absorbed mapping: scales for `balanced` (all reading `input`), inspected through
-    /// the sub-layer they belong to (`self_attn` for q/k/v, `mlp` for gate/up). Activation means
+    /// `inspected` (the attention sub-layer for q/k/v, the MLP for gate/up). Activation means
     /// come from all of `input`; the losses from `searchInput`.
-    func normMapping(balanced: [BlockLinear], input: Matrix<Float>, searchInput xs: Matrix<Float>, block: DecoderBlock) throws -> AWQScaleChoice {
+    func normMapping(balanced: [BlockLinear], inspected: ScaleMapping.Inspected, input: Matrix<Float>, searchInput xs: Matrix<Float>,
+                     block: DecoderBlock) throws -> AWQScaleChoice {
         var stats = ActivationStatistics(columns: input.cols)
         try stats.add(input, name: "model.layers.\(layer) \(balanced.map(\.shortName).joined(separator: ","))")
-        let attention = balanced.contains(.q)
         let T = sequenceLength
         func inspect(_ b: DecoderBlock) -> Matrix<Float> {
-            attention ? b.selfAttention(xs, sequenceLength: T, rope: rope) : b.mlp(xs)
+            switch inspected {
+            case .attention: return b.selfAttention(xs, sequenceLength: T, rope: rope)
+            case .mlp: return b.mlp(xs)
+            case .balanced: return Matrix(concatenatingColumns: balanced.map { b.apply($0, to: xs) })
+            }
         }
         let reference = inspect(block)
         guard reference.isFinite else {
             return AWQScaleChoice(scales: [Float](repeating: 1, count: input.cols), candidate: AWQCandidate(ratio: nil, duo: false),
                                   loss: .nan, identityLoss: nil, losses: [])
         }
-        let mapping = "model.layers.\(layer) \(attention ? "input_layernorm→qkv" : "post_attention_layernorm→gate,up")"
+        let norm = balanced.first.flatMap { block.config.family.norms.producing($0.input) } ?? "norm"
+        let mapping = "model.layers.\(layer) \(norm)→\(balanced.map(\.shortName).joined(separator: ","))"
         return try AWQScaleSearch.search(mapping: mapping, weights: balanced.map { block.weights[$0]! }, activationMean: stats.meanAbs,
                                          scheme: options.scheme, options: searchOptions, reference: reference,
                                          quantize: try candidateQuantizer(input: xs, name: mapping)) { replaced in

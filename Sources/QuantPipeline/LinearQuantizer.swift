@@ -55,36 +55,41 @@ struct LinearQuantizer {
         if consumers.isEmpty { return result }
         let stageStart = ContinuousClock.now
 
-        // AWQ: search this stage's scales (and fold the linear-absorbed ones into the block).
+        // AWQ: this stage's norm-absorbed scales (and, searched sequentially, the linear-absorbed
+        // mappings whose absorbing linear reads this input, folded into the block).
         var basis: [BlockLinear: [Float]] = [:]
-        if usesAWQ, input == .attentionInput || input == .mlpInput {
-            let attention = input == .attentionInput
-            let linearMapping: (previous: BlockLinear, balanced: BlockLinear) = attention ? (.v, .o) : (.up, .down)
-            let choice: AWQScaleChoice
+        let family = block.config.family
+        if usesAWQ, let mapping = family.scaleMappings.first(where: { $0.absorber == .norm(input) }) {
+            let linearMappings = family.scaleMappings.filter { if case .linear(let p) = $0.absorber { return p.input == input }; return false }
+            let balanced = consumers.filter { mapping.balanced.contains($0) }
+            var choice: AWQScaleChoice? = nil
             if let awqPlan {
                 // AutoAWQ order: searched before the pass on the full-precision block; the
                 // linear-absorbed scales are already folded into it.
-                if let c = attention ? awqPlan.valueOutput : awqPlan.upDown { ratios[linearMapping.balanced] = c.candidate.ratio }
-                guard let c = attention ? awqPlan.attentionNorm : awqPlan.mlpNorm else { throw PipelineError.invalidOptions("AWQ plan lacks a mapping") }
-                choice = c
-            } else {
-                // Sequential order: the linear-absorbed mapping that starts here (v→o, up→down), then the norm-absorbed one.
+                for m in linearMappings { if let c = awqPlan.linears[m.balanced[0]] { ratios[m.balanced[0]] = c.candidate.ratio } }
+                choice = awqPlan.norms[input]
+            } else if !balanced.isEmpty {
                 let searchStart = ContinuousClock.now
                 let search = AWQBlockSearch(options: options, sequenceLength: sequenceLength, rope: rope, layer: layer)
                 let xs = searchSubset(x)
-                let intermediate = attention ? block.attentionHeads(xs, sequenceLength: sequenceLength, rope: rope) : block.mlpIntermediate(xs)
-                if let c = try search.linearMapping(previous: linearMapping.previous, balanced: linearMapping.balanced,
-                                                    intermediate: intermediate, block: block) {
-                    AWQBlockSearch.fold(c.scales, previous: linearMapping.previous, balanced: linearMapping.balanced, into: &block)
-                    ratios[linearMapping.balanced] = c.candidate.ratio
+                for m in linearMappings {
+                    guard case .linear(let previous) = m.absorber, let target = m.balanced.first, isQuantized(target) else { continue }
+                    let intermediate = block.intermediate(target.input, from: xs, sequenceLength: sequenceLength, rope: rope)
+                    if let c = try search.linearMapping(previous: previous, balanced: target, intermediate: intermediate, block: block) {
+                        AWQBlockSearch.fold(c.scales, previous: previous, balanced: target, into: &block)
+                        ratios[target] = c.candidate.ratio
+                    }
                 }
-                choice = try search.normMapping(balanced: consumers, input: x, searchInput: xs, block: block)
+                choice = try search.normMapping(balanced: balanced, inspected: mapping.inspected, input: x, searchInput: xs, block: block)
                 phases.awqSearch += elapsedSeconds(since: searchStart)
             }
-            for l in consumers { basis[l] = choice.scales; ratios[l] = choice.candidate.ratio }
-            let names = block.config.family.norms
-            result.normOverrides["model.layers.\(layer).\(attention ? names.attentionInput : names.mlpInput).weight"] =
-                AWQFolding.divide(attention ? block.inputNorm : block.mlpNorm, by: choice.scales, offset: block.config.family.normOffset)
+            if !balanced.isEmpty {
+                guard let choice, let norm = family.norms.producing(input), let weight = block.norm(producing: input) else {
+                    throw PipelineError.invalidOptions("AWQ plan lacks the mapping of \(input)")
+                }
+                for l in balanced { basis[l] = choice.scales; ratios[l] = choice.candidate.ratio }
+                result.normOverrides["model.layers.\(layer).\(norm).weight"] = AWQFolding.divide(weight, by: choice.scales, offset: family.normOffset)
+            }
         }
 
         let items = consumers.map { linear in
@@ -175,7 +180,7 @@ struct LinearQuantizer {
         var result = StageResult()
         guard let layout = block.config.family.experts else { return result }
         var s: [Float]? = nil, ratio: Double? = nil
-        if usesAWQ, let c = awqPlan?.mlpNorm {  // nil when no expert's gate or up is quantized
+        if usesAWQ, let c = awqPlan?.norms[.mlpInput] {  // nil when no expert's gate or up is quantized
             s = c.scales
             ratio = c.candidate.ratio
             let family = block.config.family, prefix = "model.layers.\(layer)."

@@ -138,11 +138,15 @@ struct CalibrationOptions: ParsableArguments {
     @Option(name: .customLong("awq-order"), help: "AWQ search order: autoawq (all mappings of a block searched on its full-precision weights, then applied), sequential (llm-compressor: each searched at its stage on the partly quantized block).")
     var awqOrder: AWQSearchOrder = RecommendedSettings.awqOrder
 
+    @Option(name: .customLong("expert-min-tokens"), help: "Mixture-of-experts models: an expert routed fewer calibration tokens than this is calibrated on all of its layer's tokens instead (default: the expert's input width).")
+    var expertMinimumTokens: Int? = nil
+
     func apply(to options: inout QuantizeOptions) {
         options.samples = samples
         options.sequenceLength = seqlen
         options.seed = seed
         options.awqOrder = awqOrder
+        options.expertMinimumTokens = expertMinimumTokens
     }
 }
 
