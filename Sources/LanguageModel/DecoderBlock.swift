@@ -64,14 +64,16 @@ public struct DecoderBlock: Sendable {
     /// The RMSNorm weight before the MLP (LLaMA's `post_attention_layernorm`, Gemma's
     /// `pre_feedforward_layernorm`), `[hidden]`.
     public var mlpNorm: [Float]
-    /// Gemma 2/3's norms on the attention and MLP outputs before each residual add, `[hidden]`.
+    /// Gemma 2/3's norm on the attention output before the residual add, `[hidden]`.
     public var attentionOutputNorm: [Float]? = nil
+    /// Gemma 2/3's norm on the MLP output before the residual add, `[hidden]`.
     public var mlpOutputNorm: [Float]? = nil
     /// This layer's attention window (`nil`: global attention).
     public var slidingWindow: Int? = nil
-    /// A mixture-of-experts layer's router (`[experts × hidden]`, kept in full precision) and
-    /// experts (each with `.gate`, `.up`, `.down`); `weights` then holds only q, k, v, o.
+    /// A mixture-of-experts layer's router (`[experts × hidden]`, kept in full precision).
     public var router: Matrix<Float>? = nil
+    /// A mixture-of-experts layer's experts, each with `.gate`, `.up`, `.down`; ``weights`` then
+    /// holds only q, k, v, o.
     public var experts: [[BlockLinear: Matrix<Float>]] = []
     /// Per-head RMSNorm weights of q and k (`self_attn.q_norm`, `k_norm`, `[headDim]`), for
     /// families that have them (Qwen3).

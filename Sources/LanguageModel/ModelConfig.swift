@@ -66,8 +66,25 @@ public struct ModelConfig: Sendable, Equatable {
     /// whether the top-k probabilities are renormalized, and which layers are sparse.
     public var experts: Experts? = nil
     public struct Experts: Sendable, Equatable {
-        public var count: Int, perToken: Int, intermediateSize: Int, normalizesTopK: Bool
+        /// Experts per sparse layer.
+        public var count: Int
+        /// Experts each token is routed to (`num_experts_per_tok`).
+        public var perToken: Int
+        /// Width of an expert's MLP.
+        public var intermediateSize: Int
+        /// The top-k probabilities are renormalized to sum to 1.
+        public var normalizesTopK: Bool
+        /// Per layer, whether it is sparse.
         public var sparseLayers: [Bool]
+
+        /// A description from its values.
+        public init(count: Int, perToken: Int, intermediateSize: Int, normalizesTopK: Bool, sparseLayers: [Bool]) {
+            self.count = count
+            self.perToken = perToken
+            self.intermediateSize = intermediateSize
+            self.normalizesTopK = normalizesTopK
+            self.sparseLayers = sparseLayers
+        }
     }
     /// The experts of layer `layer`, `nil` for a dense layer.
     public func experts(layer: Int) -> Experts? {
@@ -83,8 +100,9 @@ public struct ModelConfig: Sendable, Equatable {
             [BlockLinear.gate, .up, .down].map { StoredLinear(name: layout.name(expert: e, $0), parts: [$0], expert: e) }
         }
     }
-    /// RoPE base and scaling of sliding layers when they differ from the global ones (Gemma 3).
+    /// RoPE base of sliding layers when it differs from the global one (Gemma 3).
     public var localRopeTheta: Double? = nil
+    /// RoPE scaling of sliding layers (with ``localRopeTheta``).
     public var localRopeScaling: RopeScaling = .none
     /// The raw `quantization_config`, when the checkpoint is quantized.
     public var quantizationConfig: JSONValue?

@@ -17,8 +17,9 @@ public struct ModelFamily: Sendable, Equatable {
     public var normOffset: Float = 0
     /// The embedding is multiplied by `√hidden_size` (Gemma).
     public var scalesEmbedding: Bool = false
-    /// The config key naming the MLP's activation, and its value when the key is absent.
+    /// The config key naming the MLP's activation (`hidden_act` is read when it is absent).
     public var activationKey: String = "hidden_act"
+    /// The MLP's activation when the config names none.
     public var defaultActivation: Activation = .silu
     /// Which layers use sliding-window attention when `config.json` has no `layer_types`.
     public var slidingLayers: SlidingLayers = .none
@@ -36,9 +37,15 @@ public struct ModelFamily: Sendable, Equatable {
         public var router: String
         /// Expert `e`'s linears are `\(prefix).\(e).\(gate|up|down)`.
         public var prefix: String
-        public var gate: String, up: String, down: String
-        /// Config keys: the expert count (first present), the width of an expert's MLP.
+        /// The name of an expert's gate projection (`w1`, `gate_proj`).
+        public var gate: String
+        /// The name of an expert's up projection (`w3`, `up_proj`).
+        public var up: String
+        /// The name of an expert's down projection (`w2`, `down_proj`).
+        public var down: String
+        /// Config keys of the expert count (the first present counts).
         public var countKeys: [String]
+        /// Config key of the width of an expert's MLP.
         public var intermediateKey: String
         /// The top-k probabilities are renormalized to sum to 1 always (Mixtral), or when
         /// `norm_topk_prob` is true (Qwen3-MoE).
@@ -211,8 +218,11 @@ public struct ScaleMapping: Sendable, Equatable {
         case balanced
     }
 
+    /// The operation that divides by `s`.
     public var absorber: Absorber
+    /// The linears (sharing one input) whose input columns are multiplied by `s`.
     public var balanced: [BlockLinear]
+    /// The module whose output MSE is the search loss.
     public var inspected: Inspected
 
     /// A mapping from its parts.

@@ -12,7 +12,9 @@ import QuantCore
 /// gate/up products (``DecoderBlock/mlpChunkRows``); the block's weights in float32 twice
 /// (checkpoint and quantized copies); and the widest input's Hessian in its three forms (the
 /// Double sum, the Float partial, the damped Double factor: 20 bytes per element, plus 8 for the
-/// solver's copy). The embedding table is read once, before the first block. Compared with the
+/// solver's copy). A mixture-of-experts layer holds all its experts' weights (twice), and at its
+/// MLP stage the normed input, the sparse output, one expert's gathered rows (at most every row)
+/// and their intermediate. The embedding table is read once, before the first block. Compared with the
 /// measured peak RSS of real runs in `docs/qwen2.5-coder-1.5b.md`.
 public struct MemoryEstimate: Sendable, Equatable {
     /// Calibration tokens (windows × length).
@@ -44,9 +46,18 @@ public struct MemoryEstimate: Sendable, Equatable {
         hiddenStates = n * c.hiddenSize * f
         let attention = n * (c.hiddenSize + 2 * qd + 2 * kvd) * f
         let mlp = n * (c.hiddenSize + c.intermediateSize) * f + 2 * chunk * c.intermediateSize * f
-        stageActivations = max(attention, mlp)
-        blockWeights = 2 * (2 * qd * c.hiddenSize + 2 * kvd * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize) * f
-        let widest = max(c.hiddenSize, qd, c.intermediateSize)
+        let attentionWeights = (2 * qd * c.hiddenSize + 2 * kvd * c.hiddenSize) * f
+        var mlpWeights = 3 * c.hiddenSize * c.intermediateSize * f
+        var widest = max(c.hiddenSize, qd, c.intermediateSize)
+        var sparse = 0
+        if let e = c.experts {
+            sparse = n * (3 * c.hiddenSize + e.intermediateSize) * f
+            let expertWeights = (e.count * 3 * e.intermediateSize + e.count) * c.hiddenSize * f
+            mlpWeights = e.sparseLayers.allSatisfy { $0 } ? expertWeights : max(mlpWeights, expertWeights)
+            widest = max(widest, e.intermediateSize)
+        }
+        stageActivations = max(attention, mlp, sparse)
+        blockWeights = 2 * (attentionWeights + mlpWeights)
         hessian = widest * widest * 28
         embedding = c.vocabularySize * c.hiddenSize * f
         overhead = 256 << 20

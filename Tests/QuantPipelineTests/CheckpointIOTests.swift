@@ -129,6 +129,15 @@ import TestSupport
         let llama8B = ModelConfig(hiddenSize: 4096, intermediateSize: 14336, layerCount: 32, headCount: 32, keyValueHeadCount: 8,
                                   headDimension: 128, vocabularySize: 128_256)
         #expect(MemoryEstimate(config: llama8B, tokens: 65_536).peak < 14 << 30)
+        // Mixtral-8x7B's shape: a block holds all eight experts (and the router), in float32 twice.
+        var mixtral = ModelConfig(architecture: "MixtralForCausalLM", hiddenSize: 4096, intermediateSize: 14336, layerCount: 32, headCount: 32,
+                                  keyValueHeadCount: 8, headDimension: 128, vocabularySize: 32_000)
+        mixtral.experts = ModelConfig.Experts(count: 8, perToken: 2, intermediateSize: 14336, normalizesTopK: true,
+                                              sparseLayers: Array(repeating: true, count: 32))
+        let attention = (2 * 4096 * 4096 + 2 * 1024 * 4096) * 4
+        let moe = MemoryEstimate(config: mixtral, tokens: 65_536)
+        #expect(moe.blockWeights == 2 * (attention + (8 * 3 * 14336 + 8) * 4096 * 4))
+        #expect(moe.peak > MemoryEstimate(config: mixtral.withoutExperts, tokens: 65_536).peak + 9 << 30)
     }
 
     @Test func chunkedMLPIntermediateEqualsTheWholeProduct() throws {
@@ -150,5 +159,14 @@ import TestSupport
             }
         }
         #expect(chunked.rows == rows && worst < 1e-5)
+    }
+}
+
+extension ModelConfig {
+    /// The same shape with a dense MLP.
+    var withoutExperts: ModelConfig {
+        var c = self
+        c.experts = nil
+        return c
     }
 }
