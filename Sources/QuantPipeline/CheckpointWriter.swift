@@ -212,7 +212,8 @@ final class CheckpointWriter {
 
     /// Completes the weights, writes the JSON files next to them, copies the tokenizer and
     /// generation files, and renames the folder into place. Returns the output size in bytes.
-    func finish(configJSON: JSONValue, quantizeConfig: JSONValue?, report: (_ bytes: Int, _ sha256: [String: String]) throws -> Data) throws -> Int {
+    /// `quantizationConfig` is added to the source's `config.json` (see ``configText(source:parsed:quantizationConfig:)``).
+    func finish(quantizationConfig: JSONValue, quantizeConfig: JSONValue?, report: (_ bytes: Int, _ sha256: [String: String]) throws -> Data) throws -> Int {
         try flush()
         guard cursor == slots.count, overrides.isEmpty else { throw PipelineError.output("internal: \(slots.count - cursor) tensors were never produced") }
         try writer?.finish()
@@ -228,7 +229,9 @@ final class CheckpointWriter {
             let index = JSONValue.object([("metadata", .object([("total_size", .number(Double(total)))])), ("weight_map", .object(map))])
             try write("model.safetensors.index.json", Data(prettyJSON(index).utf8))
         }
-        try write("config.json", Data(prettyJSON(configJSON).utf8))
+        let source = try? String(contentsOfFile: model.directory + "/config.json", encoding: .utf8)
+        let config = Self.configText(source: source, parsed: model.config.rawJSON ?? .object([]), quantizationConfig: quantizationConfig)
+        try write("config.json", Data(config.utf8))
         if let quantizeConfig { try write("quantize_config.json", Data(prettyJSON(quantizeConfig).utf8)) }
         let skip: Set<String> = ["config.json", "model.safetensors.index.json", "quantize_config.json", "quantkit-report.json"]
         for file in (try? fm.contentsOfDirectory(atPath: model.directory)) ?? [] where !skip.contains(file) && !file.hasPrefix(".") {
@@ -252,6 +255,23 @@ final class CheckpointWriter {
 }
 
 /// Indented JSON for config files (keys in their stored order).
+extension CheckpointWriter {
+    /// The output's `config.json`: the source text with `"quantization_config"` added before its
+    /// closing brace, so every other value keeps its exact spelling (transformers 5 checks types:
+    /// `0.0` written back as `0` is refused as an int where a float is declared). When the source
+    /// already has the key, the parsed config is written with it replaced.
+    static func configText(source: String?, parsed: JSONValue, quantizationConfig: JSONValue) -> String {
+        let value = prettyJSON(quantizationConfig, indent: "  ")
+        if let source, parsed["quantization_config"] == nil, let close = source.lastIndex(of: "}") {
+            let body = source[..<close]
+            let trimmed = body.reversed().drop { $0.isWhitespace || $0.isNewline }
+            let empty = trimmed.first == "{"
+            return String(trimmed.reversed()) + (empty ? "" : ",") + "\n  \"quantization_config\": " + value + "\n}\n"
+        }
+        return prettyJSON(parsed.setting("quantization_config", to: quantizationConfig)) + "\n"
+    }
+}
+
 func prettyJSON(_ v: JSONValue, indent: String = "") -> String {
     let inner = indent + "  "
     switch v {

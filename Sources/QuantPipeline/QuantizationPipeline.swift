@@ -242,8 +242,6 @@ public enum QuantizationPipeline {
                 progress?(layer + 1, config.layerCount, "done")
             }
 
-            var configJSON = config.rawJSON ?? .object([])
-            configJSON = configJSON.setting("quantization_config", to: qconfig.json)
             var report = QuantizationReport(
                 quantkitVersion: QuantKitVersion.string, model: modelDirectory, output: outputDirectory, method: options.method.rawValue,
                 bits: options.scheme.bits, groupSize: options.scheme.configGroupSize, symmetric: options.scheme.symmetric,
@@ -256,7 +254,7 @@ public enum QuantizationPipeline {
             report.resumedAfterBlock = saved?.completedLayers
             if !expertTokens.isEmpty { report.expertTokens = Dictionary(uniqueKeysWithValues: expertTokens.map { ("model.layers.\($0.key)", $0.value) }) }
             work.removeCheckpoint()
-            let size = try writer.finish(configJSON: configJSON, quantizeConfig: qconfig.quantizeConfigJSON) { size, digests in
+            let size = try writer.finish(quantizationConfig: qconfig.json, quantizeConfig: qconfig.quantizeConfigJSON) { size, digests in
                 report.outputBytes = size
                 report.outputSHA256 = digests
                 report.totalSeconds = previousSeconds + clock.elapsed

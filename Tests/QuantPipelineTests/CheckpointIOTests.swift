@@ -112,6 +112,22 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 
+    /// The written config.json keeps the source's spelling of every value (transformers 5 refuses
+    /// `"router_jitter_noise": 0` where the class declares a float) and adds quantization_config.
+    @Test func configTextKeepsTheSourceSpelling() throws {
+        let q = JSONValue.object([("quant_method", .string("gptq")), ("bits", .number(4))])
+        let source = "{\n  \"router_jitter_noise\": 0.0,\n  \"rms_norm_eps\": 1e-06,\n  \"layers\": [1, 2]\n}\n"
+        let text = CheckpointWriter.configText(source: source, parsed: try JSONParser.parse(Array(source.utf8)), quantizationConfig: q)
+        #expect(text.contains("\"router_jitter_noise\": 0.0,") && text.contains("\"rms_norm_eps\": 1e-06,"))
+        let parsed = try JSONParser.parse(Array(text.utf8))
+        #expect(parsed["quantization_config"] == q && parsed["layers"] == .array([.number(1), .number(2)]))
+        #expect(try JSONParser.parse(Array(CheckpointWriter.configText(source: "{ }", parsed: .object([]), quantizationConfig: q).utf8))["quantization_config"] == q)
+        // A source that already has the key (null) gets it replaced in the parsed form.
+        let withKey = "{\"a\": 1, \"quantization_config\": null}"
+        let replaced = try JSONParser.parse(Array(CheckpointWriter.configText(source: withKey, parsed: try JSONParser.parse(Array(withKey.utf8)), quantizationConfig: q).utf8))
+        #expect(replaced["quantization_config"] == q && replaced["a"] == .number(1))
+    }
+
     @Test func memoryEstimateCountsTheLargestParts() throws {
         // Qwen2.5-1.5B's shape at 128 × 512 tokens: hidden states 65,536 × 1536 floats, the MLP stage's
         // 65,536 × (1536 + 8960) floats plus two 4096 × 8960 chunks, the 8960² Hessian at 28 bytes.
