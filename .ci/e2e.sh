@@ -37,6 +37,26 @@ print('ok' if ok else 'FAIL')")
   echo "$verdict: $spec perplexity $p (fp16 $fp, rtn ${rtn:-n/a}) in ${secs}s"
   [ "$verdict" = ok ] || failed=1
 done
+# Every other family through the command line: its tiny transformers checkpoint (with a small
+# byte-level tokenizer), GPTQ and AWQ with their default grids and layouts, verify, and eval.
+for dir in Tests/Fixtures/families/*/; do
+  family=$(basename "$dir")
+  cp -r "$dir" "$WORK/$family" && cp Fuzz/Corpus/FuzzTokenizer/byte-level.json "$WORK/$family/tokenizer.json"
+  tiny() { "$BIN" eval --model "$1" --text data/eval.txt --seqlen 128 --windows 3 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["perplexity"])'; }
+  base=$(tiny "$WORK/$family")
+  for method in gptq awq; do
+    out="$WORK/$family-$method"
+    if "$BIN" quantize --model "$WORK/$family" --calib data/calib.txt --samples 8 --seqlen 64 --method $method --group-size 16 \
+         --out "$out" --quiet > "$WORK/log" 2>&1 && "$BIN" verify "$out" --reference "$WORK/$family" > /dev/null; then
+      p=$(tiny "$out")
+      verdict=$(python3 -c "print('ok' if abs($p / $base - 1) < 0.1 else 'FAIL')")
+      echo "$verdict: $family $method: verify passed, perplexity $p (unquantized $base)"
+      [ "$verdict" = ok ] || failed=1
+    else
+      cat "$WORK/log"; echo "FAIL: $family $method"; failed=1
+    fi
+  done
+done
 # Interrupted runs: SIGKILL and SIGINT part-way through, then --resume; every output file must be
 # byte-identical to an uninterrupted run's (the report's sha256 list), the destination untouched meanwhile.
 args=(--model "$MODEL" --calib data/calib.txt --samples 16 --seqlen 256 --method gptq --group-size 64 --asym --checkpoint-interval 0)
