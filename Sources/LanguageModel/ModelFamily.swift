@@ -132,6 +132,9 @@ public struct ModelFamily: Sendable, Equatable {
     /// Qwen3 (dense): per-head q/k RMSNorm, explicit `head_dim`, no biases.
     public static let qwen3 = ModelFamily(architecture: "Qwen3ForCausalLM", modelType: "qwen3", queryKeyNorm: true,
                                           slidingLayers: .fromMaxWindowLayers)
+    /// Gemma (1) and CodeGemma: LLaMA's block with `(1 + w)` RMSNorms, GeGLU and the embedding × √hidden.
+    public static let gemma = ModelFamily(architecture: "GemmaForCausalLM", modelType: "gemma", normOffset: 1, scalesEmbedding: true,
+                                          activationKey: "hidden_activation", defaultActivation: .geluTanh)
     /// Gemma 2: `(1 + w)` RMSNorms before and after attention and MLP, GeGLU, embedding × √hidden,
     /// attention and final-logit soft-capping, sliding and global layers alternating.
     public static let gemma2 = ModelFamily(architecture: "Gemma2ForCausalLM", modelType: "gemma2", norms: .sandwich, normOffset: 1,
@@ -166,7 +169,7 @@ public struct ModelFamily: Sendable, Equatable {
                                                                    hasDenseLayers: true))
 
     /// Every supported family.
-    public static let all: [ModelFamily] = [llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, mixtral, qwen3MoE]
+    public static let all: [ModelFamily] = [llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3, mixtral, qwen3MoE]
 
     /// The family of `architecture` (or of `modelType` when the architecture is absent).
     public static func named(architecture: String?, modelType: String?) -> ModelFamily? {

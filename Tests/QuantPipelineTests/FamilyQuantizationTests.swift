@@ -20,7 +20,7 @@ import TestSupport
         return dir
     }
 
-    @Test(arguments: ["qwen3", "gemma2", "gemma3", "phi3", "mixtral", "qwen3_moe"], [QuantMethod.gptq, .awq, .awqGPTQ])
+    @Test(arguments: ["qwen3", "gemma", "gemma2", "gemma3", "phi3", "mixtral", "qwen3_moe"], [QuantMethod.gptq, .awq, .awqGPTQ])
     func quantizesVerifiesAndKeepsItsPerplexity(family: String, method: QuantMethod) throws {
         let model = try Self.checkpoint(family)
         var o = try QuantizeOptions(method: method, bits: 4, groupSize: 16)

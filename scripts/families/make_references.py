@@ -23,6 +23,14 @@ def qwen3():
                        tie_word_embeddings=True, attention_bias=False, use_sliding_window=False)
 
 
+def gemma():
+    from transformers import GemmaConfig
+    # Gemma 1: (1 + w) norms, GeGLU, embedding × √hidden, explicit head_dim.
+    return GemmaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=1, head_dim=32, max_position_embeddings=512, rms_norm_eps=1e-6,
+                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, tie_word_embeddings=True)
+
+
 def gemma2():
     from transformers import Gemma2Config
     # Soft-capping low enough to bend the logits; a sliding window of 16 on 128-token sequences
@@ -72,9 +80,9 @@ def qwen3_moe():
                           rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 1e6}, tie_word_embeddings=False)
 
 
-FAMILIES = {"qwen3": qwen3, "gemma2": gemma2, "gemma3": gemma3, "phi3": phi3, "mixtral": mixtral, "qwen3_moe": qwen3_moe}
+FAMILIES = {"qwen3": qwen3, "gemma": gemma, "gemma2": gemma2, "gemma3": gemma3, "phi3": phi3, "mixtral": mixtral, "qwen3_moe": qwen3_moe}
 # Families whose norms scale by (1 + w): their weights are drawn around 0.
-OFFSET_NORMS = {"gemma2", "gemma3"}
+OFFSET_NORMS = {"gemma", "gemma2", "gemma3"}
 SEQUENCES, LENGTH = 3, 128
 
 
