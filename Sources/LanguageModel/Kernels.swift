@@ -112,17 +112,11 @@ enum Kernels {
         return out
     }
 
-    /// `act(gate) · up`, element-wise, into `gate`.
+    /// `act(gate) · up`, element-wise, into `gate`, eight elements at a time, one chunk of
+    /// elements per core. Both activations are `g·σ(z)`: SiLU with `z = g`, tanh-GELU with
+    /// `z = 2u`, `u = √(2/π)(g + 0.044715g³)` (as `½g(1 + tanh u) = g·σ(2u)`).
     static func gatedMultiply(_ gate: inout Matrix<Float>, _ up: Matrix<Float>, activation: ModelFamily.Activation) {
-        switch activation {
-        case .silu: siluMultiply(&gate, up)
-        case .geluTanh: geluTanhMultiply(&gate, up)
-        }
-    }
-
-    /// `gelu_tanh(gate) · up` into `gate`: `½g(1 + tanh u) = g·σ(2u)` with `u = √(2/π)(g + 0.044715g³)`,
-    /// eight elements at a time.
-    static func geluTanhMultiply(_ gate: inout Matrix<Float>, _ up: Matrix<Float>) {
+        let gelu = activation == .geluTanh
         gate.storage.withUnsafeMutableBufferPointer { g in
             up.storage.withUnsafeBufferPointer { u in
                 parallelChunks(g.count, minimumPerChunk: 1 << 16, alignment: 8) { chunk in
@@ -131,8 +125,8 @@ enum Kernels {
                     while i < chunk.upperBound {
                         let c = min(8, chunk.upperBound - i)
                         let x = load(gp + i, count: c)
-                        let twoU = 2 * 0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)
-                        store(x / (1 + expV(-twoU)) * load(up + i, count: c), gp + i, count: c)
+                        let z = gelu ? 2 * 0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x) : x
+                        store(x / (1 + expV(-z)) * load(up + i, count: c), gp + i, count: c)
                         i += c
                     }
                 }
@@ -149,25 +143,6 @@ enum Kernels {
             let y = load(base + i, count: c) * (2 / cap)
             store(cap - 2 * cap / (expV(y) + 1), base + i, count: c)
             i += c
-        }
-    }
-
-    /// `silu(gate) · up`, element-wise, into `gate`: `g / (1 + e^−g) · u`, one pass, eight
-    /// elements at a time, one chunk of elements per core.
-    static func siluMultiply(_ gate: inout Matrix<Float>, _ up: Matrix<Float>) {
-        gate.storage.withUnsafeMutableBufferPointer { g in
-            up.storage.withUnsafeBufferPointer { u in
-                parallelChunks(g.count, minimumPerChunk: 1 << 16, alignment: 8) { chunk in
-                    let gp = g.baseAddress!, up = u.baseAddress!
-                    var i = chunk.lowerBound
-                    while i < chunk.upperBound {
-                        let c = min(8, chunk.upperBound - i)
-                        let x = load(gp + i, count: c)
-                        store(x / (1 + expV(-x)) * load(up + i, count: c), gp + i, count: c)
-                        i += c
-                    }
-                }
-            }
         }
     }
 
