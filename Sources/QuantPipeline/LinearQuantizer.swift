@@ -117,19 +117,15 @@ struct LinearQuantizer {
     }
 
     /// Solves `items`, all reading `x` (`[tokens × in]`): one Hessian for GPTQ and the error
-    /// measurement, one prepared Hessian per AWQ basis, then each linear. `started`: when the
-    /// stage's shared work began (its time is shared out in the reports).
-    mutating func solve(_ items: [Item], input x: Matrix<Float>, started: ContinuousClock.Instant) throws -> [(item: Item, solved: SingleLinear.Solved, report: LayerReport)] {
+    /// measurement (`hessian`, when the caller has it already), one prepared Hessian per AWQ
+    /// basis, then each linear. `started`: when the stage's shared work began (its time is
+    /// shared out in the reports).
+    mutating func solve(_ items: [Item], input x: Matrix<Float>, hessian: Matrix<Double>? = nil,
+                        started: ContinuousClock.Instant) throws -> [(item: Item, solved: SingleLinear.Solved, report: LayerReport)] {
         // One Hessian per distinct input, for GPTQ and for measuring every method's output error.
-        var H: Matrix<Double>? = nil
-        if usesGPTQ || options.measureErrors {
-            var acc = HessianAccumulator(columns: x.cols, name: "input of \(items.map(\.name).joined(separator: ", "))")
-            // GPTQ needs every token; a measurement alone is made on the first whole windows.
-            let rows = usesGPTQ ? x.rows : min(x.rows, max(1, options.errorTokens / sequenceLength) * sequenceLength)
-            let hessianStart = ContinuousClock.now
-            try x.storage.withUnsafeBufferPointer { p throws(GPTQError) in try acc.add(rows: p, count: rows) }
-            H = acc.takeHessian()
-            phases.hessians += elapsedSeconds(since: hessianStart)
+        var H = hessian
+        if H == nil && (usesGPTQ || options.measureErrors) {
+            H = try self.hessian(of: x, name: "input of \(items.map(\.name).joined(separator: ", "))")
         }
         // GPTQ: one prepared Hessian (damping, act-order, U) per distinct input and scale basis.
         var prepared: [[Float]?: PreparedHessian] = [:]
@@ -170,6 +166,17 @@ struct LinearQuantizer {
         return out
     }
 
+    /// The Hessian of `x` (`[tokens × in]`): every token for GPTQ, the first whole windows up to
+    /// `options.errorTokens` when it only measures errors.
+    mutating func hessian(of x: Matrix<Float>, name: String) throws -> Matrix<Double> {
+        var acc = HessianAccumulator(columns: x.cols, name: name)
+        let rows = usesGPTQ ? x.rows : min(x.rows, max(1, options.errorTokens / sequenceLength) * sequenceLength)
+        let hessianStart = ContinuousClock.now
+        try x.storage.withUnsafeBufferPointer { p throws(GPTQError) in try acc.add(rows: p, count: rows) }
+        phases.hessians += elapsedSeconds(since: hessianStart)
+        return acc.takeHessian()
+    }
+
     /// A mixture-of-experts layer's MLP stage, on its normed input `x`: each expert's gate and up
     /// are solved on the rows the (full-precision) router sends it, then its down on its own
     /// intermediate of those rows. An expert routed fewer than `options.expertMinimumTokens`
@@ -190,6 +197,8 @@ struct LinearQuantizer {
             result.normOverrides[prefix + layout.router + ".weight"] = router.storage
         }
         let minimum = options.expertMinimumTokens ?? x.cols
+        // The Hessian of all tokens, shared by the gate and up of every expert calibrated on them.
+        var allTokensHessian: Matrix<Double>? = nil
         for (e, route) in block.route(x).enumerated() {
             let quantizedLinears = [BlockLinear.gate, .up, .down].filter { isExpertQuantized(e, $0) }
             result.expertTokens.append(route.rows.count)
@@ -200,7 +209,11 @@ struct LinearQuantizer {
                 Item(key: LinearKey(l, expert: e), name: "model.layers.\(layer).\(layout.name(expert: e, l))", weight: block.experts[e][l]!,
                      basis: basis, awqRatio: ratio, clip: usesAWQ && options.awqClip == .awq)
             }
-            var solvedItems = try solve(quantizedLinears.filter { $0 != .down }.map { item($0, basis: s, ratio: ratio) }, input: xe, started: .now)
+            let gateUp = quantizedLinears.filter { $0 != .down }.map { item($0, basis: s, ratio: ratio) }
+            if allRows && !gateUp.isEmpty && allTokensHessian == nil && (usesGPTQ || options.measureErrors) {
+                allTokensHessian = try hessian(of: x, name: "input of model.layers.\(layer) experts")
+            }
+            var solvedItems = try solve(gateUp, input: xe, hessian: allRows ? allTokensHessian : nil, started: .now)
             for r in solvedItems { block.experts[e][r.item.key.linear] = r.solved.effective }
             if quantizedLinears.contains(.down) {
                 let intermediate = block.expertIntermediate(e, xe)
