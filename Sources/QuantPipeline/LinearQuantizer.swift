@@ -249,9 +249,10 @@ struct LinearQuantizer {
                 let name = "model.layers.\(layer).\(block.config.family.experts!.name(expert: e, linear))"
                 let solved = try SingleLinear.solve(w, scales: nil, prepared: nil, meanSquares: nil, clipInputs: nil, options: options, name: name)
                 block.experts[e][linear] = solved.effective
-                result.linears.append((LinearKey(linear, expert: e), solved.quantized,
-                                       LayerReport(name: name, method: "rtn", outFeatures: w.rows, inFeatures: w.cols, relativeError: nil, loss: nil,
-                                                   damping: nil, fallback: nil, awqRatio: nil, awqClipped: nil, seconds: elapsedSeconds(since: t0))))
+                var report = LayerReport(name: name, method: "rtn", outFeatures: w.rows, inFeatures: w.cols, relativeError: nil, loss: nil,
+                                         damping: nil, fallback: nil, awqRatio: nil, awqClipped: nil, seconds: elapsedSeconds(since: t0))
+                if solved.subnormalScaleGroups > 0 { report.subnormalScaleGroups = solved.subnormalScaleGroups }
+                result.linears.append((LinearKey(linear, expert: e), solved.quantized, report))
             }
         }
         return result
