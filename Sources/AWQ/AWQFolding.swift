@@ -26,6 +26,13 @@ public enum AWQFolding {
         }
     }
 
+    /// A linear-absorbed scale: `previous`'s output rows (and `bias`) divided by `s`, `balanced`'s
+    /// columns multiplied by it — the two compute the same function together.
+    public static func fold(_ s: [Float], previous: inout Matrix<Float>, bias: inout [Float]?, balanced: inout Matrix<Float>) {
+        divideRows(&previous, bias: &bias, by: s)
+        scaleColumns(&balanced, by: s)
+    }
+
     /// A norm's weight (or bias) divided by `s`. A norm that multiplies by `offset + w` (Gemma:
     /// `1 + w`) gets the `w′` with `offset + w′ = (offset + w) / s`.
     public static func divide(_ v: [Float], by s: [Float], offset: Float = 0) -> [Float] {

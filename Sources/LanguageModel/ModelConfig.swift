@@ -97,7 +97,7 @@ public struct ModelConfig: Sendable, Equatable {
         guard let spec = experts(layer: layer), let layout = family.experts else { return family.storedLinears }
         let attention = family.storedLinears.filter { $0.parts.allSatisfy { $0.input == .attentionInput || $0.input == .attentionOutput } }
         return attention + (0..<spec.count).flatMap { e in
-            [BlockLinear.gate, .up, .down].map { StoredLinear(name: layout.name(expert: e, $0), parts: [$0], expert: e) }
+            [BlockLinear.gate, .up, .down].map { layout.stored(expert: e, $0) }
         }
     }
     /// RoPE base of sliding layers when it differs from the global one (Gemma 3).

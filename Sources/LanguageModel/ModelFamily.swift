@@ -58,6 +58,11 @@ public struct ModelFamily: Sendable, Equatable {
         public func name(expert e: Int, _ linear: BlockLinear) -> String {
             "\(prefix).\(e).\(linear == .gate ? gate : linear == .up ? up : down)"
         }
+
+        /// Expert `e`'s `linear` as the checkpoint stores it.
+        public func stored(expert e: Int, _ linear: BlockLinear) -> StoredLinear {
+            StoredLinear(name: name(expert: e, linear), parts: [linear], expert: e)
+        }
     }
 
     /// The block's linears as the checkpoint stores them, in ``BlockLinear`` order.

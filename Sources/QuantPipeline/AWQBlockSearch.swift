@@ -130,8 +130,7 @@ struct AWQBlockSearch {
             guard let c = try linearMapping(previous: p, balanced: b, bias: nil, intermediate: intermediate,
                                             mapping: "model.layers.\(layer) \(layout.name(expert: e, previous))→\(layout.name(expert: e, balanced))") else { continue }
             var noBias: [Float]? = nil
-            AWQFolding.divideRows(&p, bias: &noBias, by: c.scales)
-            AWQFolding.scaleColumns(&b, by: c.scales)
+            AWQFolding.fold(c.scales, previous: &p, bias: &noBias, balanced: &b)
             block.experts[e][previous] = p
             block.experts[e][balanced] = b
             plan.expertUpDown[e] = c
@@ -200,8 +199,7 @@ struct AWQBlockSearch {
     static func fold(_ s: [Float], previous: BlockLinear, balanced: BlockLinear, into block: inout DecoderBlock) {
         var p = block.weights[previous]!, b = block.weights[balanced]!
         var pb = block.biases[previous]
-        AWQFolding.divideRows(&p, bias: &pb, by: s)
-        AWQFolding.scaleColumns(&b, by: s)
+        AWQFolding.fold(s, previous: &p, bias: &pb, balanced: &b)
         block.weights[previous] = p
         block.biases[previous] = pb
         block.weights[balanced] = b

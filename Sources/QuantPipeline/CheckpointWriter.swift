@@ -161,8 +161,7 @@ final class CheckpointWriter {
     /// linear once all its parts are in, stacked).
     func add(_ q: QuantizedLinear, layer: Int, _ key: LinearKey) throws {
         let family = model.config.family
-        let stored = key.expert.map { StoredLinear(name: family.experts!.name(expert: $0, key.linear), parts: [key.linear], expert: $0) }
-            ?? family.stored(key.linear)
+        let stored = key.expert.map { family.experts!.stored(expert: $0, key.linear) } ?? family.stored(key.linear)
         let linear = key.linear
         let name = "model.layers.\(layer).\(stored.name)"
         parts[name, default: [:]][linear] = q

@@ -61,7 +61,7 @@ public enum QuantizationPipeline {
         }
         func quantized(_ layer: Int, _ linear: BlockLinear) -> Bool { quantized(layer, config.family.stored(linear)) }
         func expertQuantized(_ layer: Int) -> (Int, BlockLinear) -> Bool {
-            { e, l in quantized(layer, StoredLinear(name: config.family.experts!.name(expert: e, l), parts: [l], expert: e)) }
+            { e, l in quantized(layer, config.family.experts!.stored(expert: e, l)) }
         }
         if options.method != .rtn && calibrationFile == nil {
             throw PipelineError.invalidOptions("--calib is required for \(options.method.rawValue)")
