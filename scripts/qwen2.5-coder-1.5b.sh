@@ -3,7 +3,10 @@
 # it (first 4 windows of 2048 tokens of data/eval.txt; transformers gives 6.6354), quantizes it
 # with every method at W4 g128, symmetric and asymmetric, on 128 × 512 calibration tokens,
 # verifies each checkpoint byte by byte and evaluates it. Prints one row per run (perplexity,
-# seconds, peak RSS, the predicted peak) and writes them to OUT/results.tsv.
+# seconds, peak RSS, the predicted peak) and writes them to OUT/results.tsv. Runs whose row is
+# already in OUT/results.tsv are skipped, and an interrupted run (Ctrl-C, a reboot) continues from
+# its last completed block (`--resume`) when the script is started again with the same arguments.
+# RTN runs without calibration text (its output does not depend on it; GPTQ's and AWQ's do).
 #
 #   scripts/qwen2.5-coder-1.5b.sh [OUT_DIR] [METHOD ...]     default: out/qwen2.5-coder-1.5b; rtn gptq awq awq-gptq
 #   GRIDS="asym" scripts/qwen2.5-coder-1.5b.sh …             only these grids (default: sym asym)
@@ -31,7 +34,9 @@ fi
 for method in $METHODS; do
   for grid in ${GRIDS:-sym asym}; do
     dir="$OUT/$method-w4g128-$grid"
-    "$BIN" quantize --model "$MODEL" --calib data/calib.txt --out "$dir" --method "$method" --group-size 128 --"$grid" --force > "$OUT/$method-$grid.log"
+    if grep -q "^$method	$grid	" "$OUT/results.tsv"; then echo "$method $grid: done before (in $OUT/results.tsv)"; continue; fi
+    calib=(--calib data/calib.txt); [ "$method" = rtn ] && calib=()
+    "$BIN" quantize --model "$MODEL" "${calib[@]}" --out "$dir" --method "$method" --group-size 128 --"$grid" --force --resume >> "$OUT/$method-$grid.log"
     "$BIN" verify "$dir" --reference "$MODEL" > /dev/null
     report="$dir/quantkit-report.json"
     p=$(ppl "$dir" "$OUT/eval-$method-$grid.json")

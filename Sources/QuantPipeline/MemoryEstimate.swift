@@ -7,7 +7,8 @@ import QuantCore
 /// lowers it (instead of an allocation failure an hour into the run).
 ///
 /// The run holds, besides a fixed overhead: the calibration hidden states (`N × hidden`, `N` =
-/// samples × seqlen); at the attention stage the normed input, q, k, v and the heads' output; at
+/// samples × seqlen), and while a block runs a second copy of them — the block's input, kept until
+/// the block completes when no checkpoint holds it yet, so that a stop can save it; at the attention stage the normed input, q, k, v and the heads' output; at
 /// the MLP stage the normed input, the `N × intermediate` input of down_proj and one chunk of the
 /// gate/up products (``DecoderBlock/mlpChunkRows``); the block's weights in float32 twice
 /// (checkpoint and quantized copies); and the widest input's Hessian in its three forms (the
@@ -21,6 +22,8 @@ public struct MemoryEstimate: Sendable, Equatable {
     public var calibrationTokens: Int
     /// Bytes of each part, and the peak.
     public var hiddenStates: Int
+    /// The block's input, kept beside the updated hidden states while no checkpoint holds it.
+    public var blockInput: Int
     /// The widest stage's activations (the MLP's intermediate, in chunks for gate/up).
     public var stageActivations: Int
     /// One block's weights in Float, twice (original and working copy).
@@ -34,7 +37,7 @@ public struct MemoryEstimate: Sendable, Equatable {
 
     /// The predicted peak resident memory, in bytes.
     public var peak: Int {
-        max(overhead + hiddenStates + embedding, overhead + hiddenStates + stageActivations + blockWeights + hessian)
+        max(overhead + hiddenStates + embedding, overhead + hiddenStates + blockInput + stageActivations + blockWeights + hessian)
     }
 
     /// The estimate for `config` with `tokens` calibration tokens (0: RTN without calibration).
@@ -44,6 +47,7 @@ public struct MemoryEstimate: Sendable, Equatable {
         let chunk = min(n, DecoderBlock.mlpChunkRows)
         calibrationTokens = n
         hiddenStates = n * c.hiddenSize * f
+        blockInput = hiddenStates
         let attention = n * (c.hiddenSize + 2 * qd + 2 * kvd) * f
         let mlp = n * (c.hiddenSize + c.intermediateSize) * f + 2 * chunk * c.intermediateSize * f
         let attentionWeights = (2 * qd * c.hiddenSize + 2 * kvd * c.hiddenSize) * f
@@ -65,7 +69,7 @@ public struct MemoryEstimate: Sendable, Equatable {
 
     /// One line per part, for error messages and `--dry-run`.
     public var breakdown: String {
-        [("calibration hidden states", hiddenStates), ("largest stage's activations", stageActivations),
+        [("calibration hidden states", hiddenStates), ("block input until checkpointed", blockInput), ("largest stage's activations", stageActivations),
          ("block weights (float32, twice)", blockWeights), ("widest Hessian and its factor", hessian),
          ("embedding table (first step only)", embedding), ("fixed overhead", overhead)]
             .map { "  \($0.0): \(formatByteCount($0.1))" }.joined(separator: "\n")

@@ -185,6 +185,9 @@ public enum QuantizationPipeline {
                                                 isQuantized: { quantized(layer, $0) })
                 if config.experts(layer: layer) != nil { quantizer.isExpertQuantized = expertQuantized(layer) }
                 if var x = hidden {
+                    // The block's input stays in memory only while no checkpoint holds it (a stop
+                    // would save it); otherwise the pass updates it in place instead of a copy.
+                    if savedThrough == completed { hidden = nil }
                     if options.usesAWQ && options.awqOrder == .autoawq {
                         clock.update(layer, of: config.layerCount, detail: "awq search")
                         let searchStart = ContinuousClock.now
