@@ -39,6 +39,16 @@ import TestSupport
         #expect(resumed.outputSHA256 == reference.outputSHA256)
         #expect(resumed.layers.map(\.relativeError) == reference.layers.map(\.relativeError))
         #expect(Self.listing(parent) == ["q", "reference"])
+        // With a checkpoint after every block, the block's input is not kept in memory during the
+        // block (the checkpoint holds it): a stop inside block 1 leaves block 0's checkpoint, which
+        // resumes to the same bytes.
+        let eager = parent + "/eager"
+        #expect(throws: PipelineError.interrupted(signal: "test", saved: "1 of 2 blocks are saved in \(eager).partial")) {
+            try run(eager, stopAt: 7, checkpointSeconds: 0)
+        }
+        let resumedEager = try run(eager, resume: true, checkpointSeconds: 0)
+        #expect(resumedEager.resumedAfterBlock == 1)
+        #expect(resumedEager.outputSHA256 == reference.outputSHA256)
     }
 
     @Test func resumeRefusesOtherSettingsAndTolerantlyStartsWithoutACheckpoint() throws {
