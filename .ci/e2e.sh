@@ -61,13 +61,19 @@ done
 # byte-identical to an uninterrupted run's (the report's sha256 list), the destination untouched meanwhile.
 args=(--model "$MODEL" --calib data/calib.txt --samples 16 --seqlen 256 --method gptq --group-size 64 --asym --checkpoint-interval 0)
 "$BIN" quantize "${args[@]}" --out "$WORK/whole" --quiet > /dev/null
+[ -f "$WORK/whole/quantkit-report.json" ] || { echo "FAIL: the uninterrupted run wrote no report"; exit 1; }
 digests() { python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["output_sha256"], sort_keys=True))' "$1/quantkit-report.json"; }
 for signal in KILL INT; do
   out="$WORK/stopped-$signal"
-  "$BIN" quantize "${args[@]}" --out "$out" > /dev/null 2> "$WORK/progress" & pid=$!
-  while ! grep -q "block 12/30" "$WORK/progress" 2>/dev/null; do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+  # A progress file per run: the loop must not see the previous run's "block 12/30".
+  progress="$WORK/progress-$signal"
+  "$BIN" quantize "${args[@]}" --out "$out" > /dev/null 2> "$progress" & pid=$!
+  while ! grep -q "block 12/30" "$progress" 2>/dev/null; do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
   kill -$signal $pid; wait $pid 2>/dev/null || true
-  if [ -e "$out" ] || [ ! -f "$out.partial/resume.json" ]; then echo "FAIL: SIGKILL/SIGINT left $out or no checkpoint"; failed=1; continue; fi
+  if [ -e "$out" ] || [ ! -f "$out.partial/resume.json" ]; then
+    tail -3 "$progress"; ls -la "$WORK" "$out.partial" 2>&1
+    echo "FAIL: SIG$signal left $out or no checkpoint"; failed=1; continue
+  fi
   "$BIN" quantize "${args[@]}" --out "$out" --resume --quiet > /dev/null || { echo "FAIL: --resume after SIG$signal"; failed=1; continue; }
   if [ "$(digests "$out")" = "$(digests "$WORK/whole")" ] && [ ! -e "$out.partial" ]; then
     echo "ok: SIG$signal at block 12, resumed: every file identical to the uninterrupted run's"
@@ -77,6 +83,7 @@ for signal in KILL INT; do
 done
 # A full disk (stood in for by a 40 MB file-size limit, SIGXFSZ ignored so writes fail with EFBIG):
 # the run fails naming the file, and an existing destination it was to replace (--force) is untouched.
+[ -f "$WORK/whole/quantkit-report.json" ] || { ls -la "$WORK" "$WORK/whole" 2>&1; echo "FAIL: $WORK/whole lost its report"; exit 1; }
 before=$(digests "$WORK/whole"); listing=$(ls "$WORK/whole")
 if (trap '' XFSZ; ulimit -f 40000; "$BIN" quantize "${args[@]}" --out "$WORK/whole" --force --quiet > /dev/null 2> "$WORK/full"); then
   echo "FAIL: a run that could not write its output succeeded"; failed=1
