@@ -23,7 +23,7 @@ public struct MemoryEstimate: Sendable, Equatable {
     /// Bytes of each part, and the peak.
     public var hiddenStates: Int
     /// The block's input, kept beside the updated hidden states while no checkpoint holds it.
-    public var blockInput: Int
+    public var blockInput: Int { hiddenStates }
     /// The widest stage's activations (the MLP's intermediate, in chunks for gate/up).
     public var stageActivations: Int
     /// One block's weights in Float, twice (original and working copy).
@@ -47,7 +47,6 @@ public struct MemoryEstimate: Sendable, Equatable {
         let chunk = min(n, DecoderBlock.mlpChunkRows)
         calibrationTokens = n
         hiddenStates = n * c.hiddenSize * f
-        blockInput = hiddenStates
         let attention = n * (c.hiddenSize + 2 * qd + 2 * kvd) * f
         let mlp = n * (c.hiddenSize + c.intermediateSize) * f + 2 * chunk * c.intermediateSize * f
         let attentionWeights = (2 * qd * c.hiddenSize + 2 * kvd * c.hiddenSize) * f
