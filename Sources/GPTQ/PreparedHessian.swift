@@ -94,4 +94,42 @@ public struct PreparedHessian: Sendable {
         }
         seconds = elapsedSeconds(since: start)
     }
+
+    /// The preparation of `diag(1/s)·(H + λI)·diag(1/s)` — the Hessian of the inputs divided by
+    /// `s` (`[in]`, all positive), with each column's damping divided by `s²` alongside — kept in
+    /// this preparation's act-order permutation. No factorization: with `D` = `diag(s)` in
+    /// quantization order, `(D⁻¹·A·D⁻¹)⁻¹ = D·UᵀU·D = (U·D)ᵀ(U·D)`, so the factor is `U` with
+    /// column `k` multiplied by `s[permutation[k]]`. It differs from preparing the scaled Hessian
+    /// afresh only in that damping (per column instead of `λ` everywhere) and in the column
+    /// order (act-order by the unscaled diagonal); AWQ+GPTQ's scale search uses it to judge
+    /// every candidate with one factorization.
+    package func dividingInputs(by s: [Float]) -> PreparedHessian {
+        let start = ContinuousClock.now
+        precondition(s.count == columns, "one scale per input column")
+        var factor = inverseFactor
+        if var u = factor {
+            let n = columns
+            let sk = permutation.map { s[$0] }
+            u.storage.withUnsafeMutableBufferPointer { p in
+                for i in 0..<n { for k in i..<n { p[i * n + k] *= sk[k] } }
+            }
+            factor = u
+        }
+        return PreparedHessian(columns: columns, isDead: isDead, diagonal: zip(diagonal, s).map { $0 / ($1 * $1) },
+                               permutation: permutation, inverseFactor: factor, dampingFraction: dampingFraction,
+                               failedDampingFractions: failedDampingFractions, fallback: fallback, seconds: elapsedSeconds(since: start))
+    }
+
+    private init(columns: Int, isDead: [Bool], diagonal: [Float], permutation: [Int], inverseFactor: Matrix<Float>?,
+                 dampingFraction: Double?, failedDampingFractions: [Double], fallback: GPTQDiagnostics.Fallback?, seconds: Double) {
+        self.columns = columns
+        self.isDead = isDead
+        self.diagonal = diagonal
+        self.permutation = permutation
+        self.inverseFactor = inverseFactor
+        self.dampingFraction = dampingFraction
+        self.failedDampingFractions = failedDampingFractions
+        self.fallback = fallback
+        self.seconds = seconds
+    }
 }

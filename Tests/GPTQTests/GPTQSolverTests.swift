@@ -92,6 +92,41 @@ import TestSupport
         }
     }
 
+    /// AWQ+GPTQ's shared factorization: rescaling a prepared Hessian's factor gives the upper
+    /// Cholesky factor of `(P·D⁻¹(H + λI)D⁻¹·Pᵀ)⁻¹` (λ the unscaled damping, `P` the unscaled
+    /// act-order), checked against Gauss–Jordan and the textbook Cholesky; a uniform scale equals
+    /// preparing the scaled Hessian afresh.
+    @Test func dividingInputsRescalesTheFactorExactly() throws {
+        let (_, h, _) = try problem(rows: 1, cols: 12, tokens: 48, seed: 42)
+        var rng = SplitMix64(seed: 43)
+        let s = (0..<12).map { _ in Float(0.3 + 2.7 * rng.nextUniform()) }
+        let cfg = GPTQConfiguration(scheme: try QuantScheme(bits: 4, groupSize: 4, symmetric: true), actOrder: true)
+        let prepared = try PreparedHessian(h, configuration: cfg)
+        let scaled = prepared.dividingInputs(by: s)
+        let n = 12, perm = scaled.permutation
+        #expect(perm == prepared.permutation)
+        let lambda = cfg.dampingFraction * (0..<n).reduce(0.0) { $0 + h[$1, $1] } / Double(n)
+        let a = (0..<n).map { i in (0..<n).map { j in
+            (h[perm[i], perm[j]] + (i == j ? lambda : 0)) / (Double(s[perm[i]]) * Double(s[perm[j]]))
+        } }
+        let reference = Naive.choleskyUpper(Naive.inverse(a))
+        let u = try #require(scaled.inverseFactor).toDouble().nested
+        let size = reference.flatMap { $0 }.map(abs).max()!
+        #expect(maxAbsDifference(u, reference) < 1e-5 * size)
+        #expect(scaled.diagonal.indices.allSatisfy { abs(scaled.diagonal[$0] - prepared.diagonal[$0] / (s[$0] * s[$0])) <= 1e-6 * prepared.diagonal[$0] / (s[$0] * s[$0]) })
+        // One scale for every input: the same as the fresh preparation of H / c².
+        let c: Float = 2.5
+        var hc = h
+        for k in hc.storage.indices { hc.storage[k] /= Double(c * c) }
+        let fresh = try PreparedHessian(hc, configuration: cfg)
+        let uniform = prepared.dividingInputs(by: [Float](repeating: c, count: n))
+        #expect(fresh.permutation == uniform.permutation)
+        let freshFactor = try #require(fresh.inverseFactor).toDouble().nested
+        #expect(maxAbsDifference(try #require(uniform.inverseFactor).toDouble().nested, freshFactor)
+                < 1e-5 * freshFactor.flatMap { $0 }.map(abs).max()!)
+        #expect(prepared.dividingInputs(by: [Float](repeating: 1, count: n)).inverseFactor == prepared.inverseFactor)
+    }
+
     @Test func deadColumnBecomesZero() throws {
         var rng = SplitMix64(seed: 50)
         let w = rng.gaussianMatrix(rows: 4, cols: 16)
