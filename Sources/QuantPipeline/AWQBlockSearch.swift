@@ -31,7 +31,7 @@ struct AWQBlockSearch {
     /// The search Hessian is factored once: each candidate's factor is that one rescaled
     /// (``PreparedHessian/dividingInputs(by:)``: damping scaled with the inputs, act-order of the
     /// unscaled diagonal), instead of one factorization per candidate — 21 per mapping, which on
-    /// an 8960-wide MLP took three times as long as the rest of the block.
+    /// an 8960-wide MLP made the search 297 s of a 390 s block (now 174 s; `docs/design.md`).
     /// The identity candidate is then plain GPTQ, and the search never picks scales that make
     /// GPTQ's output error on the search tokens worse. (Judging with min–max grids instead, as
     /// before, measured 16.94 at W3 g64 asym against plain GPTQ's 16.79: the range search
