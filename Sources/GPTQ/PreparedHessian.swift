@@ -100,9 +100,9 @@ public struct PreparedHessian: Sendable {
     /// this preparation's act-order permutation. No factorization: with `D` = `diag(s)` in
     /// quantization order, `(D⁻¹·A·D⁻¹)⁻¹ = D·UᵀU·D = (U·D)ᵀ(U·D)`, so the factor is `U` with
     /// column `k` multiplied by `s[permutation[k]]`. It differs from preparing the scaled Hessian
-    /// afresh only in that damping (per column instead of `λ` everywhere) and in the column
-    /// order (act-order by the unscaled diagonal); AWQ+GPTQ's scale search uses it to judge
-    /// every candidate with one factorization.
+    /// afresh only in its damping (per column instead of one `λ`) and its column order (act-order
+    /// by the unscaled diagonal); AWQ+GPTQ's scale search uses it to judge every candidate with
+    /// one factorization.
     package func dividingInputs(by s: [Float]) -> PreparedHessian {
         let start = ContinuousClock.now
         precondition(s.count == columns, "one scale per input column")
