@@ -22,8 +22,23 @@ struct AWQBlockSearch {
     let sequenceLength: Int
     let rope: RopeTables
     let layer: Int
+    /// Called before every candidate is evaluated: a throw (a requested stop) ends the search at
+    /// once, so a stop waits for one candidate, not for the block's whole search.
+    var checkStop: () throws -> Void = {}
 
     var searchOptions: AWQSearchOptions { AWQSearchOptions(grid: options.awqGrid) }
+
+    /// ``AWQScaleSearch/search(mapping:weights:activationMean:scheme:options:reference:quantize:evaluate:)``
+    /// with the run's scheme and search options, checking for a stop before each candidate.
+    func search(mapping: String, weights: [Matrix<Float>], activationMean: [Float], reference: Matrix<Float>,
+                quantize: (([Matrix<Float>], [Float]) throws -> [Matrix<Float>])? = nil,
+                evaluate: ([Matrix<Float>]) throws -> Matrix<Float>) throws -> AWQScaleChoice {
+        try AWQScaleSearch.search(mapping: mapping, weights: weights, activationMean: activationMean, scheme: options.scheme,
+                                  options: searchOptions, reference: reference, quantize: quantize) { replaced in
+            try checkStop()
+            return try evaluate(replaced)
+        }
+    }
 
     /// For `awq-gptq` (unless `awqSearchWithGPTQ` is off): each candidate's balanced linears are
     /// GPTQ-solved with the run's own settings (act-order, range search) on the Hessian of the
@@ -112,9 +127,9 @@ struct AWQBlockSearch {
         if balanced.isEmpty { return nil }
         var stats = ActivationStatistics(columns: x.cols)
         try stats.add(x, name: "model.layers.\(layer) experts' \(parts.map(\.shortName).joined(separator: ", "))")
-        return try AWQScaleSearch.search(mapping: "model.layers.\(layer) \(block.config.family.norms.mlpInput)→experts",
-                                         weights: balanced.map { block.experts[$0.0][$0.1]! }, activationMean: stats.meanAbs,
-                                         scheme: options.scheme, options: searchOptions, reference: block.mixtureOfExperts(x)) { replaced in
+        return try search(mapping: "model.layers.\(layer) \(block.config.family.norms.mlpInput)→experts",
+                          weights: balanced.map { block.experts[$0.0][$0.1]! }, activationMean: stats.meanAbs,
+                          reference: block.mixtureOfExperts(x)) { replaced in
             var trial = block
             for ((e, l), w) in zip(balanced, replaced) { trial.experts[e][l] = w }
             return trial.mixtureOfExperts(x)
@@ -161,9 +176,8 @@ struct AWQBlockSearch {
         }
         let norm = balanced.first.flatMap { block.config.family.norms.producing($0.input) } ?? "norm"
         let mapping = "model.layers.\(layer) \(norm)→\(balanced.map(\.shortName).joined(separator: ","))"
-        return try AWQScaleSearch.search(mapping: mapping, weights: balanced.map { block.weights[$0]! }, activationMean: stats.meanAbs,
-                                         scheme: options.scheme, options: searchOptions, reference: reference,
-                                         quantize: try candidateQuantizer(input: xs, name: mapping)) { replaced in
+        return try search(mapping: mapping, weights: balanced.map { block.weights[$0]! }, activationMean: stats.meanAbs,
+                          reference: reference, quantize: try candidateQuantizer(input: xs, name: mapping)) { replaced in
             var trial = block
             for (l, w) in zip(balanced, replaced) { trial.weights[l] = w }
             return inspect(trial)
@@ -191,9 +205,8 @@ struct AWQBlockSearch {
             if let bias { for r in 0..<y.rows { for c in 0..<y.cols { y[r, c] += bias[c] } } }
             return y
         }
-        return try AWQScaleSearch.search(mapping: mapping, weights: [bal], activationMean: stats.meanAbs, scheme: options.scheme,
-                                         options: searchOptions, reference: apply(bal),
-                                         quantize: try candidateQuantizer(input: intermediate, name: mapping)) { apply($0[0]) }
+        return try search(mapping: mapping, weights: [bal], activationMean: stats.meanAbs, reference: apply(bal),
+                          quantize: try candidateQuantizer(input: intermediate, name: mapping)) { apply($0[0]) }
     }
 
     /// Folds linear-absorbed scales: `previous`'s output rows (and bias) divided by `s`,

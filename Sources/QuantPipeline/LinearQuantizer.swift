@@ -27,6 +27,8 @@ struct LinearQuantizer {
     var ratios: [BlockLinear: Double?] = [:]
     /// Where this block's quantization time went.
     var phases = PhaseSeconds()
+    /// Checked before each AWQ search candidate (``AWQBlockSearch/checkStop``).
+    var checkStop: () throws -> Void = {}
 
     /// What one stage produced.
     struct StageResult {
@@ -70,7 +72,7 @@ struct LinearQuantizer {
                 choice = awqPlan.norms[input]
             } else if !balanced.isEmpty {
                 let searchStart = ContinuousClock.now
-                let search = AWQBlockSearch(options: options, sequenceLength: sequenceLength, rope: rope, layer: layer)
+                let search = AWQBlockSearch(options: options, sequenceLength: sequenceLength, rope: rope, layer: layer, checkStop: checkStop)
                 let xs = searchSubset(x)
                 for m in linearMappings {
                     guard case .linear(let previous) = m.absorber, let target = m.balanced.first, isQuantized(target) else { continue }

@@ -34,9 +34,9 @@ public enum QuantizationPipeline {
     ///     what differs, otherwise); the output is byte-identical to an uninterrupted run's.
     ///   - checkpointSeconds: save a checkpoint after a block when this long has passed since
     ///     the last one (0: after every block). SIGINT/SIGTERM always save the last completed block.
-    ///   - stopRequested: checked before every block and every stage; a non-nil answer (the
-    ///     reason) stops the run with ``PipelineError/interrupted(signal:saved:)``, leaving the
-    ///     destination as it was. The default answers SIGINT/SIGTERM (``Interruption``).
+    ///   - stopRequested: checked before every block, every stage and every AWQ search candidate;
+    ///     a non-nil answer (the reason) stops the run with ``PipelineError/interrupted(signal:saved:)``,
+    ///     leaving the destination as it was. The default answers SIGINT/SIGTERM (``Interruption``).
     ///   - progress: called as each stage of each block starts (`completed` blocks of `total`,
     ///     the stage's linears) and after each block (stage `"done"`), besides the stderr line.
     public static func run(modelDirectory: String, calibrationFile: String?, outputDirectory: String, options: QuantizeOptions,
@@ -184,6 +184,7 @@ public enum QuantizationPipeline {
                 var quantizer = LinearQuantizer(options: options, layer: layer, sequenceLength: options.sequenceLength, rope: rope,
                                                 isQuantized: { quantized(layer, $0) })
                 if config.experts(layer: layer) != nil { quantizer.isExpertQuantized = expertQuantized(layer) }
+                quantizer.checkStop = checkStop
                 if var x = hidden {
                     // The block's input stays in memory only while no checkpoint holds it (a stop
                     // would save it); otherwise the pass updates it in place instead of a copy.
@@ -194,7 +195,7 @@ public enum QuantizationPipeline {
                         defer { phases.awqSearch += elapsedSeconds(since: searchStart) }
                         let xs = quantizer.searchSubset(x)
                         quantizer.awqPlan = try naming("block \(layer) (awq search)") {
-                            try AWQBlockSearch(options: options, sequenceLength: options.sequenceLength, rope: rope, layer: layer)
+                            try AWQBlockSearch(options: options, sequenceLength: options.sequenceLength, rope: rope, layer: layer, checkStop: checkStop)
                                 .plan(block: &block, searchInput: xs, isQuantized: { quantized(layer, $0) },
                                       isExpertQuantized: expertQuantized(layer))
                         }

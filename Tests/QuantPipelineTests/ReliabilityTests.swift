@@ -51,6 +51,44 @@ import TestSupport
         #expect(resumedEager.outputSHA256 == reference.outputSHA256)
     }
 
+    /// A stop is checked before every AWQ search candidate, not only between stages: the 4th check
+    /// after block 0 is done falls inside block 1's first search (after the check before the block,
+    /// and in the sequential order the first stage's); were it checked only between stages, it
+    /// would be the 3rd stage's check, with two stages of block 1 begun. The saved block 0 then
+    /// resumes to the uninterrupted run's bytes.
+    @Test(arguments: AWQSearchOrder.allCases)
+    func aStopDuringTheAWQSearchActsBeforeTheSearchEnds(order: AWQSearchOrder) throws {
+        let m = try Self.model(seed: 66)
+        let parent = Fixtures.temporaryDirectory(), out = parent + "/q"
+        var options = try CheckpointIOTests.options().with(method: .awq)
+        options.awqOrder = order
+        /// The run's outcome and the stages of block 1 it began.
+        func run(_ dir: String, resume: Bool = false, stopAfterBlock0At: Int? = nil) -> (Result<QuantizationReport, Error>, [String]) {
+            var block0Done = false, checks = 0, stages: [String] = []
+            let outcome = Result {
+                try QuantizationPipeline.run(
+                    modelDirectory: m.directory, calibrationFile: PipelineTests.calibration, outputDirectory: dir, options: options,
+                    quiet: true, resume: resume,
+                    stopRequested: {
+                        guard block0Done else { return nil }
+                        checks += 1
+                        return checks == stopAfterBlock0At ? "test" : nil
+                    },
+                    progress: { completed, _, stage in
+                        if completed == 1 && stage == "done" { block0Done = true } else if completed == 1 { stages.append(stage) }
+                    }).report
+            }
+            return (outcome, stages)
+        }
+        let reference = try run(parent + "/reference").0.get()
+        let (stopped, stages) = run(out, stopAfterBlock0At: 4)
+        #expect(throws: PipelineError.interrupted(signal: "test", saved: "1 of 2 blocks are saved in \(out).partial")) { try stopped.get() }
+        #expect(stages.count == (order == .autoawq ? 0 : 1))
+        let resumed = try run(out, resume: true).0.get()
+        #expect(resumed.resumedAfterBlock == 1)
+        #expect(resumed.outputSHA256 == reference.outputSHA256)
+    }
+
     @Test func resumeRefusesOtherSettingsAndTolerantlyStartsWithoutACheckpoint() throws {
         let m = try Self.model(seed: 63)
         let parent = Fixtures.temporaryDirectory(), out = parent + "/q"
