@@ -104,6 +104,7 @@ public enum QuantizationPipeline {
                     throw PipelineError.output("cannot resume the run in \(work.path): its \(differences.joined(separator: ", ")) differ from this run's; remove that folder to start over")
                 }
                 saved = state
+                clock.stepsBefore = state.completedLayers
                 clock.note("resuming after block \(state.completedLayers) of \(state.totalLayers) from \(work.path)")
             } else {
                 if resume { clock.note("nothing to resume in \(work.path); starting from the first block") }

@@ -89,6 +89,14 @@ import TestSupport
         #expect(resumed.outputSHA256 == reference.outputSHA256)
     }
 
+    /// After a resume at block 15 of 28, one block in 200 s leaves 12 blocks: 2400 s, not the
+    /// 150 s that 200 s over all 16 blocks done would predict.
+    @Test func theETAAfterAResumeFollowsThisRunsPace() {
+        #expect(ProgressReporter.remainingSeconds(elapsed: 200, done: 16, total: 28, before: 15) == 2400)
+        #expect(ProgressReporter.remainingSeconds(elapsed: 200, done: 4, total: 28, before: 0) == 1200)
+        #expect(ProgressReporter.remainingSeconds(elapsed: 30, done: 15, total: 28, before: 15).isNaN)
+    }
+
     @Test func resumeRefusesOtherSettingsAndTolerantlyStartsWithoutACheckpoint() throws {
         let m = try Self.model(seed: 63)
         let parent = Fixtures.temporaryDirectory(), out = parent + "/q"
