@@ -69,9 +69,9 @@ def main():
     originals = {name: block.get_submodule(name).weight.detach().clone() for name in LINEARS}
 
     def record(results, name, column, w):
+        delta = originals[name].double() - w.double()
         for suffix, xs in sets.items():
             x = xs[name]
-            delta = (originals[name].double() - w.double())
             results[name][column + suffix] = float((x @ delta.T).pow(2).sum() / (x @ originals[name].double().T).pow(2).sum())
 
     results = {name: {} for name in LINEARS}

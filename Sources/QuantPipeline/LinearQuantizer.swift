@@ -30,6 +30,11 @@ struct LinearQuantizer {
     /// Checked before each AWQ search candidate (``AWQBlockSearch/checkStop``).
     var checkStop: () throws -> Void = {}
 
+    /// The AWQ search of this block, with this quantizer's settings and stop check.
+    var blockSearch: AWQBlockSearch {
+        AWQBlockSearch(options: options, sequenceLength: sequenceLength, rope: rope, layer: layer, checkStop: checkStop)
+    }
+
     /// What one stage produced.
     struct StageResult {
         var linears: [(LinearKey, QuantizedLinear, LayerReport)] = []
@@ -72,7 +77,7 @@ struct LinearQuantizer {
                 choice = awqPlan.norms[input]
             } else if !balanced.isEmpty {
                 let searchStart = ContinuousClock.now
-                let search = AWQBlockSearch(options: options, sequenceLength: sequenceLength, rope: rope, layer: layer, checkStop: checkStop)
+                let search = blockSearch
                 let xs = searchSubset(x)
                 for m in linearMappings {
                     guard case .linear(let previous) = m.absorber, let target = m.balanced.first, isQuantized(target) else { continue }

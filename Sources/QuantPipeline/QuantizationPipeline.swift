@@ -196,9 +196,8 @@ public enum QuantizationPipeline {
                         defer { phases.awqSearch += elapsedSeconds(since: searchStart) }
                         let xs = quantizer.searchSubset(x)
                         quantizer.awqPlan = try naming("block \(layer) (awq search)") {
-                            try AWQBlockSearch(options: options, sequenceLength: options.sequenceLength, rope: rope, layer: layer, checkStop: checkStop)
-                                .plan(block: &block, searchInput: xs, isQuantized: { quantized(layer, $0) },
-                                      isExpertQuantized: expertQuantized(layer))
+                            try quantizer.blockSearch.plan(block: &block, searchInput: xs, isQuantized: { quantized(layer, $0) },
+                                                           isExpertQuantized: expertQuantized(layer))
                         }
                         passes += Double(xs.rows) / Double(x.rows)
                     }
