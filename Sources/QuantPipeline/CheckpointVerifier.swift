@@ -42,7 +42,7 @@ public enum CheckpointVerifier {
         guard let q = model.quantization else { throw PipelineError.output("\(directory) has no quantization_config") }
         // AWQ checkpoints store W·diag(s) (the norms absorb 1/s): a per-weight comparison with the
         // original would measure the scales, not the quantization, so it is skipped for them.
-        let scaled = (try? String(contentsOfFile: directory + "/quantkit-report.json", encoding: .utf8))
+        let scaled = (try? String(contentsOfFile: directory + "/" + QuantizationReport.fileName, encoding: .utf8))
             .map { $0.contains("\"method\" : \"awq") } ?? (q.format == .awq)
         let ref = scaled ? nil : try reference.map { try CausalLM(directory: $0) }
         var checks: [LinearCheck] = []

@@ -232,7 +232,7 @@ final class CheckpointWriter {
         let config = Self.configText(source: source, parsed: model.config.rawJSON ?? .object([]), quantizationConfig: quantizationConfig)
         try write("config.json", Data(config.utf8))
         if let quantizeConfig { try write("quantize_config.json", Data(prettyJSON(quantizeConfig).utf8)) }
-        let skip: Set<String> = ["config.json", "model.safetensors.index.json", "quantize_config.json", "quantkit-report.json"]
+        let skip: Set<String> = ["config.json", "model.safetensors.index.json", "quantize_config.json", QuantizationReport.fileName]
         for file in (try? fm.contentsOfDirectory(atPath: model.directory)) ?? [] where !skip.contains(file) && !file.hasPrefix(".") {
             let ext = (file as NSString).pathExtension
             guard ["json", "jinja", "txt", "model", "tiktoken"].contains(ext) else { continue }
@@ -244,7 +244,7 @@ final class CheckpointWriter {
             size += ((try? fm.attributesOfItem(atPath: directory + "/" + f)[.size]) as? Int) ?? 0
             digests[f] = try SHA256.hex(ofFile: directory + "/" + f)
         }
-        try write("quantkit-report.json", try report(size, digests))
+        try write(QuantizationReport.fileName, try report(size, digests))
         // With --force the old folder is exchanged for the new one in one step, then removed.
         do { if try AtomicRename.replace(destination, with: directory) { try? fm.removeItem(atPath: directory) } } catch {
             throw PipelineError.output("cannot rename \(directory) to \(destination): \(error.localizedDescription)")

@@ -8,11 +8,17 @@ import QuantCore
 public enum Comparison {
     /// Runs the comparison, writing each quantized checkpoint under `outputDirectory/<method>-w<bits>`
     /// and evaluating it from disk (so the numbers are those a user loading it gets).
-    /// - Parameter options: the settings of each run from its method and bit width — the same
-    ///   a `quantize` with those flags would use (every option is validated before the first run).
+    /// - Parameters:
+    ///   - options: the settings of each run from its method and bit width — the same a
+    ///     `quantize` with those flags would use (every option is validated before the first run).
+    ///   - resume: continue an interrupted comparison: a run whose folder holds a finished
+    ///     checkpoint of the same inputs and settings is kept (and evaluated again), an
+    ///     interrupted one continues from its last completed block, the others start afresh.
+    ///   - stopRequested: polled by each quantization (``QuantizationPipeline/run(modelDirectory:calibrationFile:outputDirectory:options:overwrite:keepBlocks:quiet:resume:checkpointSeconds:stopRequested:progress:)``).
     public static func run(modelDirectory: String, calibrationFile: String, evalFile: String, methods: [QuantMethod], bits: [Int],
                            options: (QuantMethod, Int) throws -> QuantizeOptions, evalSequenceLength: Int, evalWindows: Int?,
-                           outputDirectory: String, log: ProgressReporter) throws -> ComparisonReport {
+                           outputDirectory: String, resume: Bool = false, stopRequested: @escaping () -> String? = Interruption.pending,
+                           log: ProgressReporter) throws -> ComparisonReport {
         var settings: [(Int, QuantMethod, QuantizeOptions)] = []
         for b in bits {
             for method in methods {
@@ -35,20 +41,28 @@ public enum Comparison {
         var names: [String] = []
         for (b, method, options) in settings {
             let out = outputDirectory + "/\(method.rawValue)-w\(b)"
-            log.note("\(method.rawValue) W\(b): quantizing into \(out)")
-            let q = try QuantizationPipeline.run(modelDirectory: modelDirectory, calibrationFile: calibrationFile, outputDirectory: out,
-                                                 options: options, overwrite: true, quiet: false)
+            let report: QuantizationReport
+            if resume, let finished = try QuantizationPipeline.finishedReport(outputDirectory: out, modelDirectory: modelDirectory,
+                                                                               calibrationFile: calibrationFile, options: options) {
+                log.note("\(method.rawValue) W\(b): keeping the finished checkpoint in \(out)")
+                report = finished
+            } else {
+                log.note("\(method.rawValue) W\(b): quantizing into \(out)")
+                report = try QuantizationPipeline.run(modelDirectory: modelDirectory, calibrationFile: calibrationFile, outputDirectory: out,
+                                                      options: options, overwrite: true, quiet: false, resume: resume,
+                                                      stopRequested: stopRequested).report
+            }
             let model = try CausalLM(directory: out)
             log.note("\(method.rawValue) W\(b): evaluating")
             let r = try ModelRunner.perplexity(model, tokens: evalTokens, sequenceLength: evalSequenceLength, maxWindows: evalWindows)
             log.note(String(format: "%@ W%d: perplexity %.3f (fp16 %.3f)", method.rawValue, b, r.perplexity, fp.perplexity))
-            let errors = q.report.layers.map(\.relativeError)
-            if names.isEmpty { names = q.report.layers.map(\.name) }
+            let errors = report.layers.map(\.relativeError)
+            if names.isEmpty { names = report.layers.map(\.name) }
             let known = errors.compactMap { $0 }
             runs.append(ComparisonRun(method: method.rawValue, bits: b, symmetric: options.scheme.symmetric,
                                       format: options.format.rawValue, perplexity: r.perplexity, deltaPerplexity: r.perplexity - fp.perplexity,
-                                      quantizeSeconds: q.report.totalSeconds, evalSeconds: r.seconds, sizeBytes: q.report.outputBytes,
-                                      peakResidentBytes: q.report.peakResidentBytes,
+                                      quantizeSeconds: report.totalSeconds, evalSeconds: r.seconds, sizeBytes: report.outputBytes,
+                                      peakResidentBytes: report.peakResidentBytes,
                                       meanRelativeError: known.isEmpty ? nil : known.reduce(0, +) / Double(known.count),
                                       layerErrors: errors, output: out))
         }

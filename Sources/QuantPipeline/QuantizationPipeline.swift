@@ -256,6 +256,7 @@ public enum QuantizationPipeline {
                 totalSeconds: 0, phaseSeconds: phases, peakResidentBytes: nil, estimatedPeakBytes: estimate.peak, outputBytes: 0,
                 environment: BLASKernel.environment)
             report.resumedAfterBlock = saved?.completedLayers
+            report.runFingerprint = fingerprint.digest
             if !expertTokens.isEmpty { report.expertTokens = Dictionary(uniqueKeysWithValues: expertTokens.map { ("model.layers.\($0.key)", $0.value) }) }
             work.removeCheckpoint()
             let size = try writer.finish(quantizationConfig: qconfig.json, quantizeConfig: qconfig.quantizeConfigJSON) { size, digests in
@@ -277,6 +278,28 @@ public enum QuantizationPipeline {
 }
 
 extension QuantizationPipeline {
+    /// The report of the finished checkpoint in `outputDirectory` when a run with exactly these
+    /// inputs, settings and QuantKit version wrote it (the fingerprint `--resume` compares) and no
+    /// later run left an interrupted `.partial` beside it; `nil` otherwise. `compare --resume`
+    /// keeps such checkpoints instead of quantizing again.
+    /// - Throws: what reading the model or the calibration text throws.
+    public static func finishedReport(outputDirectory: String, modelDirectory: String, calibrationFile: String?,
+                                      options: QuantizeOptions) throws -> QuantizationReport? {
+        let destination = withoutTrailingSlash(outputDirectory)
+        guard !FileManager.default.fileExists(atPath: destination + ".partial"),
+              let data = FileManager.default.contents(atPath: destination + "/" + QuantizationReport.fileName),
+              let report = try? QuantizationReport.decode(data), let digest = report.runFingerprint else { return nil }
+        var text: String? = nil
+        if let calibrationFile {
+            guard let t = try? String(contentsOfFile: calibrationFile, encoding: .utf8) else {
+                throw PipelineError.calibration("cannot read \(calibrationFile) as UTF-8 text")
+            }
+            text = t
+        }
+        let fingerprint = RunFingerprint(model: try CausalLM(directory: modelDirectory), options: options, calibrationText: text)
+        return fingerprint.digest == digest ? report : nil
+    }
+
     /// Refuses a run whose predicted peak exceeds the memory this process can use, naming the
     /// options that lower it. `QUANTKIT_IGNORE_MEMORY_ESTIMATE=1` skips the check.
     static func checkMemory(_ estimate: MemoryEstimate, options: QuantizeOptions) throws {

@@ -76,6 +76,9 @@ public struct PhaseSeconds: Codable, Sendable, Equatable {
 
 /// `quantkit-report.json`: settings, per-layer results, totals, resources, versions.
 public struct QuantizationReport: Codable, Sendable {
+    /// The file a checkpoint folder holds it in.
+    public static let fileName = "quantkit-report.json"
+
     /// The QuantKit version that wrote the checkpoint.
     public var quantkitVersion: String
     /// The input checkpoint folder.
@@ -133,6 +136,10 @@ public struct QuantizationReport: Codable, Sendable {
     public var outputSHA256: [String: String] = [:]
     /// CPU, OpenBLAS core (and how it was chosen), threads: what the timings depend on.
     public var environment: BLASKernel.Environment
+    /// sha256 of what identifies the run — QuantKit version, settings, model files, calibration
+    /// text — as `--resume` compares them: `compare --resume` keeps a finished checkpoint whose
+    /// report carries the fingerprint of the run it would do.
+    public var runFingerprint: String? = nil
 
     /// The report as pretty-printed JSON with snake_case keys.
     public func jsonData() throws -> Data {
@@ -140,6 +147,20 @@ public struct QuantizationReport: Codable, Sendable {
         e.keyEncodingStrategy = .convertToSnakeCase
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try e.encode(self)
+    }
+
+    /// A report as ``jsonData()`` wrote it.
+    /// - Throws: `DecodingError` when `data` is not such a report.
+    public static func decode(_ data: Data) throws -> QuantizationReport {
+        let decoder = JSONDecoder()
+        // `convertFromSnakeCase` would give `outputSha256`; every other key is plain camel case.
+        decoder.keyDecodingStrategy = .custom { path in
+            let words = path.last!.stringValue.split(separator: "_")
+            let camel = words.enumerated().map { $0.offset == 0 ? String($0.element) : $0.element.prefix(1).uppercased() + $0.element.dropFirst() }
+            let name = camel.joined()
+            return ReportKey(stringValue: name == "outputSha256" ? "outputSHA256" : name)
+        }
+        return try decoder.decode(QuantizationReport.self, from: data)
     }
 
     /// A fixed-width summary table: one row per block with the mean relative error of its linears.
@@ -164,4 +185,12 @@ public struct QuantizationReport: Codable, Sendable {
         }
         return lines.joined(separator: "\n")
     }
+}
+
+/// A JSON key of a report, for ``QuantizationReport/decode(_:)``.
+private struct ReportKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
 }

@@ -150,6 +150,11 @@ struct RunFingerprint: Codable, Equatable {
         calibration = calibrationText.map { SHA256.hex(Array($0.utf8)) } ?? "none"
     }
 
+    /// One sha256 of all four parts (`run_fingerprint` in the report).
+    var digest: String {
+        SHA256.hex(Array([quantkitVersion, settings, model, calibration].joined(separator: "\n").utf8))
+    }
+
     /// The parts that differ from `other`, in words.
     func differences(from other: RunFingerprint) -> [String] {
         var out: [String] = []

@@ -39,6 +39,9 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Folder for the checkpoints, compare.json and compare.svg.")
     var out: String = "compare"
 
+    @Flag(help: "Continue an interrupted comparison: keep every finished checkpoint of the same inputs and settings, resume the interrupted run from its last completed block.")
+    var resume = false
+
     func parsed() throws -> ([QuantMethod], [Int]) {
         let m = try methods.split(separator: ",").map { s -> QuantMethod in
             guard let v = QuantMethod(rawValue: String(s).trimmingCharacters(in: .whitespaces)) else { throw ValidationError("unknown method '\(s)'") }
@@ -68,7 +71,7 @@ struct CompareCommand: ParsableCommand {
         let (m, b) = try parsed()
         let log = ProgressReporter("compare")
         let report = try Comparison.run(modelDirectory: model, calibrationFile: calib, evalFile: eval, methods: m, bits: b, options: options,
-                                        evalSequenceLength: evalSeqlen, evalWindows: windows, outputDirectory: out, log: log)
+                                        evalSequenceLength: evalSeqlen, evalWindows: windows, outputDirectory: out, resume: resume, log: log)
         try report.jsonData().write(to: URL(fileURLWithPath: out + "/compare.json"))
         try report.svg().write(toFile: out + "/compare.svg", atomically: true, encoding: .utf8)
         print(report.table())

@@ -91,6 +91,45 @@ import TestSupport
 
     /// After a resume at block 15 of 28, one block in 200 s leaves 12 blocks: 2400 s, not the
     /// 150 s that 200 s over all 16 blocks done would predict.
+    /// `compare --resume`: a comparison stopped inside its second run keeps the first run's
+    /// finished checkpoint (its file is not written again) and continues the second from its saved
+    /// block, and the result is the uninterrupted comparison's; with other settings nothing is kept.
+    @Test func anInterruptedComparisonResumesToTheUninterruptedResult() throws {
+        let m = try Self.model(seed: 61)
+        let parent = Fixtures.temporaryDirectory(), dir = parent + "/c"
+        let base = try CheckpointIOTests.options()
+        func options(_ method: QuantMethod, seed: UInt64) -> QuantizeOptions { var o = base.with(method: method); o.seed = seed; return o }
+        func compare(_ dir: String, resume: Bool = false, seed: UInt64 = 3, stopAt: Int? = nil) throws -> ComparisonReport {
+            var checks = 0
+            return try Comparison.run(modelDirectory: m.directory, calibrationFile: PipelineTests.calibration, evalFile: PipelineTests.calibration,
+                                      methods: [.rtn, .gptq], bits: [4], options: { method, _ in options(method, seed: seed) },
+                                      evalSequenceLength: 32, evalWindows: 2, outputDirectory: dir, resume: resume,
+                                      stopRequested: { checks += 1; return checks == stopAt ? "test" : nil }, log: ProgressReporter("compare", quiet: true))
+        }
+        // The stop checks of the RTN run, so that the stop falls on the GPTQ run's 7th (inside its block 1).
+        var rtnChecks = 0
+        _ = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: PipelineTests.calibration, outputDirectory: parent + "/count",
+                                         options: options(.rtn, seed: 3), quiet: true, stopRequested: { rtnChecks += 1; return nil })
+        let reference = try compare(parent + "/reference")
+        #expect(throws: PipelineError.interrupted(signal: "test", saved: "1 of 2 blocks are saved in \(dir)/gptq-w4.partial")) {
+            try compare(dir, stopAt: rtnChecks + 7)
+        }
+        let rtnFile = dir + "/rtn-w4/model.safetensors"
+        func modified() throws -> Date? { try FileManager.default.attributesOfItem(atPath: rtnFile)[.modificationDate] as? Date }
+        let written = try modified()
+        let resumed = try compare(dir, resume: true)
+        #expect(try modified() == written)
+        #expect(resumed.runs.map(\.perplexity) == reference.runs.map(\.perplexity))
+        #expect(resumed.runs.map(\.layerErrors) == reference.runs.map(\.layerErrors))
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/gptq-w4/" + QuantizationReport.fileName))
+        let gptq = try QuantizationReport.decode(data)
+        #expect(gptq.resumedAfterBlock == 1)
+        #expect(try gptq.jsonData() == data)
+        // Another calibration seed: the finished checkpoints do not match and are redone.
+        _ = try compare(dir, resume: true, seed: 4)
+        #expect(try modified() != written)
+    }
+
     @Test func theETAAfterAResumeFollowsThisRunsPace() {
         #expect(ProgressReporter.remainingSeconds(elapsed: 200, done: 16, total: 28, before: 15) == 2400)
         #expect(ProgressReporter.remainingSeconds(elapsed: 200, done: 4, total: 28, before: 0) == 1200)
