@@ -82,13 +82,7 @@ public enum QuantizationPipeline {
         }
         let estimate = MemoryEstimate(config: config, tokens: calibrationFile == nil ? 0 : options.samples * options.sequenceLength)
         try checkMemory(estimate, options: options)
-        var text: String? = nil
-        if let calibrationFile {
-            guard let t = try? String(contentsOfFile: calibrationFile, encoding: .utf8) else {
-                throw PipelineError.calibration("cannot read \(calibrationFile) as UTF-8 text")
-            }
-            text = t
-        }
+        let text = try calibrationText(calibrationFile)
 
         // The work folder: a fresh one, or the checkpoint of an interrupted run.
         let work = try WorkFolder(destination: outputDirectory, overwrite: overwrite)
@@ -289,15 +283,18 @@ extension QuantizationPipeline {
         guard !FileManager.default.fileExists(atPath: destination + ".partial"),
               let data = FileManager.default.contents(atPath: destination + "/" + QuantizationReport.fileName),
               let report = try? QuantizationReport.decode(data), let digest = report.runFingerprint else { return nil }
-        var text: String? = nil
-        if let calibrationFile {
-            guard let t = try? String(contentsOfFile: calibrationFile, encoding: .utf8) else {
-                throw PipelineError.calibration("cannot read \(calibrationFile) as UTF-8 text")
-            }
-            text = t
-        }
+        let text = try calibrationText(calibrationFile)
         let fingerprint = RunFingerprint(model: try CausalLM(directory: modelDirectory), options: options, calibrationText: text)
         return fingerprint.digest == digest ? report : nil
+    }
+
+    /// The calibration text (`nil` without a file).
+    static func calibrationText(_ file: String?) throws -> String? {
+        guard let file else { return nil }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw PipelineError.calibration("cannot read \(file) as UTF-8 text")
+        }
+        return text
     }
 
     /// Refuses a run whose predicted peak exceeds the memory this process can use, naming the
