@@ -32,11 +32,16 @@ public enum Comparison {
         let tokenizer = try Tokenizer(path: modelDirectory + "/tokenizer.json")
         guard let text = try? String(contentsOfFile: evalFile, encoding: .utf8) else { throw PipelineError.calibration("cannot read \(evalFile)") }
         let evalTokens = tokenizer.encode(text)
-        let fpModel = try CausalLM(directory: modelDirectory)
-        log.note("fp16: evaluating \(evalFile)")
-        let fp = try ModelRunner.perplexity(fpModel, tokens: evalTokens, sequenceLength: evalSequenceLength, maxWindows: evalWindows)
-        log.note(String(format: "fp16: perplexity %.3f", fp.perplexity))
-        let fpSize = fpModel.checkpoint.tensorNames.reduce(0) { $0 + ((try? fpModel.checkpoint.info($1).byteCount) ?? 0) }
+        // The full-precision model is released (its pages unmapped) before the runs start: held
+        // through them, it added the whole checkpoint to every run's peak resident memory.
+        func evaluateFullPrecision() throws -> (PerplexityResult, Int) {
+            let fpModel = try CausalLM(directory: modelDirectory)
+            log.note("fp16: evaluating \(evalFile)")
+            let fp = try ModelRunner.perplexity(fpModel, tokens: evalTokens, sequenceLength: evalSequenceLength, maxWindows: evalWindows)
+            log.note(String(format: "fp16: perplexity %.3f", fp.perplexity))
+            return (fp, fpModel.checkpoint.tensorNames.reduce(0) { $0 + ((try? fpModel.checkpoint.info($1).byteCount) ?? 0) })
+        }
+        let (fp, fpSize) = try evaluateFullPrecision()
         var runs: [ComparisonRun] = []
         var names: [String] = []
         for (b, method, options) in settings {
