@@ -125,6 +125,11 @@ import TestSupport
         let gptq = try QuantizationReport.decode(data)
         #expect(gptq.resumedAfterBlock == 1)
         #expect(try gptq.jsonData() == data)
+        var keyed = gptq
+        keyed.outputSHA256 = ["tokenizer_config.json": "a", "model-00001-of-00002.safetensors": "b"]
+        keyed.expertTokens = ["model.layers.0": [3, 5]]
+        let decoded = try QuantizationReport.decode(keyed.jsonData())
+        #expect(decoded.outputSHA256 == keyed.outputSHA256 && decoded.expertTokens == keyed.expertTokens)
         // Another calibration seed: the finished checkpoints do not match and are redone.
         _ = try compare(dir, resume: true, seed: 4)
         #expect(try modified() != written)
