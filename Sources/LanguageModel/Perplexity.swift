@@ -23,22 +23,24 @@ public struct PerplexityResult: Sendable, Codable {
 public enum ModelRunner {
     /// Runs every block over `hidden` (`[S·T × hidden]`) in place, materializing one block at a time.
     /// Sequences are processed in groups of at most `maxTokensPerPass` tokens to bound the
-    /// intermediate activations.
+    /// intermediate activations. `checkStop` runs before each block: what it throws ends the pass.
     public static func runBlocks(_ model: CausalLM, _ hidden: inout Matrix<Float>, sequenceLength T: Int,
-                                 maxTokensPerPass: Int = 16_384, progress: ((Int, Int) -> Void)? = nil) throws {
+                                 maxTokensPerPass: Int = 16_384, progress: ((Int, Int) -> Void)? = nil,
+                                 checkStop: () throws -> Void = {}) throws {
         try runBlocks(model.config, blocks: { try model.block($0) }, &hidden, sequenceLength: T,
-                      maxTokensPerPass: maxTokensPerPass, progress: progress)
+                      maxTokensPerPass: maxTokensPerPass, progress: progress, checkStop: checkStop)
     }
 
     /// As above, with the blocks supplied by the caller (e.g. an in-memory quantized model).
     public static func runBlocks(_ config: ModelConfig, blocks: (Int) throws -> DecoderBlock, _ hidden: inout Matrix<Float>,
                                  sequenceLength T: Int, maxTokensPerPass: Int = 16_384,
-                                 progress: ((Int, Int) -> Void)? = nil) throws {
+                                 progress: ((Int, Int) -> Void)? = nil, checkStop: () throws -> Void = {}) throws {
         let rope = RopeTables(config: config, length: T)
         let sequences = hidden.rows / T
         let perPass = max(1, maxTokensPerPass / T)
         let h = config.hiddenSize
         for layer in 0..<config.layerCount {
+            try checkStop()
             var block = try blocks(layer)
             if sequences <= perPass {
                 block.forward(&hidden, sequenceLength: T, rope: rope)
@@ -91,10 +93,12 @@ public enum ModelRunner {
 
     /// Perplexity of `tokens` over consecutive, non-overlapping windows of `sequenceLength`
     /// (no BOS added; only whole windows; optionally only the first `maxWindows`). `blocks`
-    /// replaces the checkpoint's decoder blocks (e.g. by in-memory quantized ones).
+    /// replaces the checkpoint's decoder blocks (e.g. by in-memory quantized ones). `checkStop`
+    /// runs before each block and before the output head: what it throws ends the evaluation.
     public static func perplexity(_ model: CausalLM, tokens: [Int32], sequenceLength T: Int, maxWindows: Int? = nil,
                                   blocks: ((Int) throws -> DecoderBlock)? = nil,
-                                  progress: ((Int, Int) -> Void)? = nil) throws -> PerplexityResult {
+                                  progress: ((Int, Int) -> Void)? = nil,
+                                  checkStop: () throws -> Void = {}) throws -> PerplexityResult {
         let start = ContinuousClock.now
         var windows = tokens.count / T
         if let maxWindows { windows = min(windows, maxWindows) }
@@ -103,7 +107,9 @@ public enum ModelRunner {
         }
         let used = Array(tokens[0..<(windows * T)])
         var hidden = try model.embed(used)
-        try runBlocks(model.config, blocks: blocks ?? { try model.block($0) }, &hidden, sequenceLength: T, progress: progress)
+        try runBlocks(model.config, blocks: blocks ?? { try model.block($0) }, &hidden, sequenceLength: T, progress: progress,
+                      checkStop: checkStop)
+        try checkStop()
         guard hidden.isFinite else { throw LanguageModelError.nonFiniteActivations("the final hidden states") }
         let (sum, count, _) = try nextTokenNLL(model, hidden: hidden, tokens: used, sequenceLength: T)
         let d = ContinuousClock.now - start

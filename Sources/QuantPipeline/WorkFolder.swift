@@ -138,6 +138,13 @@ struct RunFingerprint: Codable, Equatable {
     init(model: CausalLM, options: QuantizeOptions, calibrationText: String?) {
         quantkitVersion = QuantKitVersion.string
         settings = SHA256.hex(Array(String(describing: options).utf8))
+        self.model = Self.modelDigest(model)
+        calibration = calibrationText.map { SHA256.hex(Array($0.utf8)) } ?? "none"
+    }
+
+    /// sha256 of `model`'s config.json and of the name, size and modification time of its
+    /// tokenizer and every weight file: cheap, and changed by any rewrite of the checkpoint.
+    static func modelDigest(_ model: CausalLM) -> String {
         var description = (try? String(contentsOfFile: model.directory + "/config.json", encoding: .utf8)) ?? ""
         let fm = FileManager.default
         for file in Set(model.checkpoint.weightMap.values).sorted() + ["tokenizer.json"] {
@@ -146,8 +153,7 @@ struct RunFingerprint: Codable, Equatable {
             let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
             description += "\n\(file) \(size) \(modified)"
         }
-        self.model = SHA256.hex(Array(description.utf8))
-        calibration = calibrationText.map { SHA256.hex(Array($0.utf8)) } ?? "none"
+        return SHA256.hex(Array(description.utf8))
     }
 
     /// One sha256 of all four parts (`run_fingerprint` in the report).

@@ -36,7 +36,8 @@ struct EvalCommand: ParsableCommand {
         guard let body = try? String(contentsOfFile: text, encoding: .utf8) else { throw ValidationError("cannot read \(text) as UTF-8 text") }
         let ids = tokenizer.encode(body)
         let progress = ProgressReporter("eval: block")
-        let r = try ModelRunner.perplexity(lm, tokens: ids, sequenceLength: seqlen, maxWindows: windows, progress: { progress.update($0, of: $1) })
+        let r = try ModelRunner.perplexity(lm, tokens: ids, sequenceLength: seqlen, maxWindows: windows, progress: { progress.update($0, of: $1) },
+                                           checkStop: { if let signal = Interruption.pending() { throw EvaluationStopped(signal: signal) } })
         if json {
             print(JSONValue.object([
                 ("perplexity", .number(r.perplexity)), ("mean_nll", .number(r.meanNLL)), ("tokens", .number(Double(r.tokens))),
@@ -49,4 +50,10 @@ struct EvalCommand: ParsableCommand {
                          r.perplexity, r.tokens, r.windows, r.sequenceLength, r.seconds, r.tokensPerSecond))
         }
     }
+}
+
+/// A stop (SIGINT, SIGTERM) during `quantkit eval`, which is acted on before the next block.
+struct EvaluationStopped: Error, CustomStringConvertible {
+    let signal: String
+    var description: String { "interrupted by \(signal): the evaluation was stopped before it finished; nothing was printed" }
 }

@@ -89,11 +89,11 @@ import TestSupport
         #expect(resumed.outputSHA256 == reference.outputSHA256)
     }
 
-    /// After a resume at block 15 of 28, one block in 200 s leaves 12 blocks: 2400 s, not the
-    /// 150 s that 200 s over all 16 blocks done would predict.
     /// `compare --resume`: a comparison stopped inside its second run keeps the first run's
-    /// finished checkpoint (its file is not written again) and continues the second from its saved
-    /// block, and the result is the uninterrupted comparison's; with other settings nothing is kept.
+    /// finished checkpoint and the evaluations done (their files are not written again) and
+    /// continues the second from its saved block, and the result is the uninterrupted
+    /// comparison's; with other settings only the full-precision evaluation is kept. A stop during
+    /// an evaluation ends the comparison before the next block and writes no evaluation.
     @Test func anInterruptedComparisonResumesToTheUninterruptedResult() throws {
         let m = try Self.model(seed: 61)
         let parent = Fixtures.temporaryDirectory(), dir = parent + "/c"
@@ -111,14 +111,20 @@ import TestSupport
         _ = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: PipelineTests.calibration, outputDirectory: parent + "/count",
                                          options: options(.rtn, seed: 3), quiet: true, stopRequested: { rtnChecks += 1; return nil })
         let reference = try compare(parent + "/reference")
-        #expect(throws: PipelineError.interrupted(signal: "test", saved: "1 of 2 blocks are saved in \(dir)/gptq-w4.partial")) {
-            try compare(dir, stopAt: rtnChecks + 7)
+        let evalChecks = 3  // before each of the two blocks and before the output head
+        #expect(throws: PipelineError.interrupted(signal: "test", saved: "the finished checkpoints and evaluations in \(dir) are kept")) {
+            try compare(dir, stopAt: 2)
         }
-        let rtnFile = dir + "/rtn-w4/model.safetensors"
-        func modified() throws -> Date? { try FileManager.default.attributesOfItem(atPath: rtnFile)[.modificationDate] as? Date }
-        let written = try modified()
+        #expect(Self.listing(dir).isEmpty)
+        #expect(throws: PipelineError.interrupted(signal: "test", saved: "1 of 2 blocks are saved in \(dir)/gptq-w4.partial")) {
+            try compare(dir, stopAt: evalChecks + rtnChecks + evalChecks + 7)
+        }
+        let rtnFile = dir + "/rtn-w4/model.safetensors", fpEval = dir + "/fp16.eval.json", rtnEval = dir + "/rtn-w4.eval.json"
+        func modified(_ file: String = rtnFile) throws -> Date? { try FileManager.default.attributesOfItem(atPath: file)[.modificationDate] as? Date }
+        let written = try modified(), evaluated = try [modified(fpEval), modified(rtnEval)]
         let resumed = try compare(dir, resume: true)
         #expect(try modified() == written)
+        #expect(try [modified(fpEval), modified(rtnEval)] == evaluated)
         #expect(resumed.runs.map(\.perplexity) == reference.runs.map(\.perplexity))
         #expect(resumed.runs.map(\.layerErrors) == reference.runs.map(\.layerErrors))
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/gptq-w4/" + QuantizationReport.fileName))
@@ -133,8 +139,11 @@ import TestSupport
         // Another calibration seed: the finished checkpoints do not match and are redone.
         _ = try compare(dir, resume: true, seed: 4)
         #expect(try modified() != written)
+        #expect(try modified(fpEval) == evaluated[0] && modified(rtnEval) != evaluated[1])
     }
 
+    /// After a resume at block 15 of 28, one block in 200 s leaves 12 blocks: 2400 s, not the
+    /// 150 s that 200 s over all 16 blocks done would predict.
     @Test func theETAAfterAResumeFollowsThisRunsPace() {
         #expect(ProgressReporter.remainingSeconds(elapsed: 200, done: 16, total: 28, before: 15) == 2400)
         #expect(ProgressReporter.remainingSeconds(elapsed: 200, done: 4, total: 28, before: 0) == 1200)

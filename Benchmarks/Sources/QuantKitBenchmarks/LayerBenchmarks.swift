@@ -53,6 +53,11 @@ enum LayerBenchmarks {
                                 note: String(format: "factor %.2f s, loop %.2f s", diag.factorSeconds, diag.loopSeconds)))
                 // The lazy-batch phase: out·in² flops (the trailing GEMMs dominate).
                 rows.append(Row("  lazy-batch loop of the above", seconds: diag.loopSeconds, flops: Double(out) * Double(d) * Double(d), sgemm: sgemm))
+                guard actOrder else { continue }
+                // The report's relative output error: two syrks of out·in² flops each.
+                let q = result!.quantized.dequantized()
+                let te = Harness.time(repeats: 1) { _ = OutputError.relative(original: w, quantized: q, gram: h) }
+                rows.append(Row("  its output error tr(ΔW·H·ΔWᵀ)/tr(W·H·Wᵀ)", seconds: te, flops: 2 * Double(out) * Double(d) * Double(d), sgemm: sgemm))
             }
         }
         return rows
