@@ -58,8 +58,25 @@ enum LayerBenchmarks {
                 let q = result!.quantized.dequantized()
                 let te = Harness.time(repeats: 1) { _ = OutputError.relative(original: w, quantized: q, gram: h) }
                 rows.append(Row("  its output error tr(ΔW·H·ΔWᵀ)/tr(W·H·Wᵀ)", seconds: te, flops: 2 * Double(out) * Double(d) * Double(d), sgemm: sgemm))
+                // Baseline: the same two quadratic forms as GEMMs `M·G` (twice the flops), as computed before.
+                let tg = Harness.time(repeats: 1) { _ = quadraticFormsByGEMM(w, q, h) }
+                rows.append(Row("  the same as two GEMMs M·G (baseline)", seconds: tg, flops: 4 * Double(out) * Double(d) * Double(d), sgemm: sgemm))
             }
         }
         return rows
     }
+}
+
+/// `Σ_o δ_oᵀ G δ_o` and `Σ_o w_oᵀ G w_o` by two `Float` GEMMs `M·G`: the baseline of the output-error row.
+func quadraticFormsByGEMM(_ w: Matrix<Float>, _ q: Matrix<Float>, _ h: Matrix<Double>) -> (Double, Double) {
+    let g = h.toFloat()
+    var delta = q
+    for k in delta.storage.indices { delta.storage[k] = w.storage[k] - delta.storage[k] }
+    func quadratic(_ m: Matrix<Float>) -> Double {
+        let mg = m.multiplied(by: g)
+        var s = 0.0
+        for k in m.storage.indices { s += Double(mg.storage[k]) * Double(m.storage[k]) }
+        return s
+    }
+    return (quadratic(delta), quadratic(w))
 }
