@@ -52,6 +52,32 @@ import TestSupport
         #expect(compared == 24)
     }
 
+    /// The optimal-brain-surgeon identity: with `(H + λI)⁻¹ = UᵀU`, GPTQ's final error is
+    /// `δ = Uᵀe` for the scaled errors `e_i = (w_i − q_i)/U_ii` it feeds back, so its objective
+    /// `½Σe²` must equal `½·tr(δ·(H + λI)·δᵀ)` with `δ = W − Q` — whatever the grids, order or
+    /// block size. A wrong update (factor, block boundary, permutation) breaks the equality.
+    @Test(arguments: [(4, true, false, false, 1), (8, false, true, true, 5), (8, true, true, false, 128), (nil, false, false, false, 7)])
+    func lossIsTheDampedQuadraticFormOfTheFinalError(groupSize: Int?, symmetric: Bool, actOrder: Bool, staticGroups: Bool, block: Int) throws {
+        let (w, h, _) = try problem(rows: 12, cols: 32, tokens: 128, seed: 77)
+        let cfg = GPTQConfiguration(scheme: try QuantScheme(bits: 3, groupSize: groupSize, symmetric: symmetric), blockSize: block,
+                                    actOrder: actOrder, staticGroups: staticGroups, clipSearch: MSEClipSearch(norm: 2, weighted: true))
+        let r = try GPTQSolver.quantize(weight: w, hessian: h, configuration: cfg)
+        let q = r.quantized.dequantized()
+        let n = w.cols
+        let lambda = r.diagnostics.dampingFraction! * (0..<n).reduce(0.0) { $0 + h[$1, $1] } / Double(n)
+        var form = 0.0
+        for o in 0..<w.rows {
+            for i in 0..<n {
+                for j in 0..<n {
+                    let a = h[i, j] + (i == j ? lambda : 0)
+                    form += Double(w[o, i] - q[o, i]) * a * Double(w[o, j] - q[o, j])
+                }
+            }
+        }
+        let loss = try #require(r.diagnostics.loss)
+        #expect(abs(loss - form / 2) <= 1e-4 * loss, "loss \(loss), ½·tr(δ(H+λI)δᵀ) \(form / 2)")
+    }
+
     @Test func twoColumnClosedForm() throws {
         // GPTQ-REFERENCE §8.4 with a third, independent column (value 15) that pins the row's
         // grid to s = 1, z = 0: w₁ ← 0.3 + (H₀₁/H₁₁)·0.3 ≈ 0.597 rounds to 1, where RTN gives 0.
