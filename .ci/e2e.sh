@@ -81,6 +81,15 @@ for signal in KILL INT; do
     echo "FAIL: resumed output after SIG$signal differs from the uninterrupted run's"; failed=1
   fi
 done
+# A first SIGINT during `eval` stops it at the next block with a message, no result, exit status 1.
+"$BIN" eval --model "$MODEL" --text data/eval.txt --windows 4 > "$WORK/eval-out" 2> "$WORK/eval-progress" & pid=$!
+while ! grep -q "block 5/30" "$WORK/eval-progress" 2>/dev/null; do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill -INT $pid 2>/dev/null || true; status=0; wait $pid 2>/dev/null || status=$?
+if [ "$status" = 1 ] && grep -q "interrupted by SIGINT" "$WORK/eval-progress" && [ ! -s "$WORK/eval-out" ]; then
+  echo "ok: SIGINT during eval: $(grep -o "interrupted by SIGINT.*" "$WORK/eval-progress" | cut -c1-80)"
+else
+  tail -3 "$WORK/eval-progress"; echo "FAIL: eval after SIGINT exited $status"; failed=1
+fi
 # A full disk (stood in for by a 40 MB file-size limit, SIGXFSZ ignored so writes fail with EFBIG):
 # the run fails naming the file, and an existing destination it was to replace (--force) is untouched.
 [ -f "$WORK/whole/quantkit-report.json" ] || { ls -la "$WORK" "$WORK/whole" 2>&1; echo "FAIL: $WORK/whole lost its report"; exit 1; }
