@@ -24,6 +24,11 @@ public struct GPTQDiagnostics: Sendable, Equatable {
     public var factorSeconds: Double
     /// Seconds spent in the column loop (the solve proper).
     public var loopSeconds: Double
+    /// `tr(ΔW·H·ΔWᵀ)` (`ΔW = W − Q`) for the undamped Hessian the solve was prepared from, from the
+    /// solve's own errors (the optimal-brain-surgeon identity `Σe² = tr(ΔW·(H + damping)·ΔWᵀ)`,
+    /// less the damping's share): the numerator of the relative output error at no GEMM's cost.
+    /// `nil` after a fallback.
+    public var outputError: Double? = nil
     /// Total wall time in seconds.
     public var seconds: Double { factorSeconds + loopSeconds }
 }

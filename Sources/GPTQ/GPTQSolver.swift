@@ -137,10 +137,28 @@ public enum GPTQSolver {
         do {
             let q = try QuantizedLinear(outFeatures: rows, inFeatures: cols, scheme: scheme, codes: codes, scales: scales, zeros: zeros,
                                         groupIndex: gIdx, permutation: cfg.actOrder ? perm.map(Int32.init) : nil)
+            diagnostics.outputError = undampedOutputError(squaredErrors: loss, weight: weight, quantized: q.dequantized(), prepared: prepared)
             return GPTQResult(quantized: q, diagnostics: diagnostics)
         } catch {
             preconditionFailure("GPTQ produced an invalid layer: \(error)")
         }
+    }
+
+    /// `tr(ΔW·H·ΔWᵀ)` for the undamped `H` of `prepared`, from `Σe²` (`squaredErrors`, the sum of
+    /// the solve's scaled errors): with `A = H + diag(added)` the matrix whose inverse factor `U`
+    /// fed the errors back, `ΔW = Uᵀe` row by row, so `Σe² = tr(ΔW·A·ΔWᵀ)` — less the added
+    /// diagonal's share `Σ_c added_c·‖ΔW_c‖²`. `ΔW = W − Q` with the dead columns of `W` zeroed
+    /// (the solve ignores them; `H` is zero there).
+    static func undampedOutputError(squaredErrors: Double, weight: Matrix<Float>, quantized: Matrix<Float>, prepared: PreparedHessian) -> Double {
+        let added = prepared.addedDiagonal
+        var share = 0.0
+        for o in 0..<weight.rows {
+            for c in 0..<weight.cols {
+                let d = Double((prepared.isDead[c] ? 0 : weight[o, c]) - quantized[o, c])
+                share += added[c] * d * d
+            }
+        }
+        return max(0, squaredErrors - share)
     }
 
     /// Grids of the group starting at (permuted) column `i`, from its current weights. Columns of

@@ -22,6 +22,9 @@ public struct PreparedHessian: Sendable {
     public let fallback: GPTQDiagnostics.Fallback?
     /// Wall time of the preparation.
     public let seconds: Double
+    /// What was added to `H`'s diagonal before the factorization, per column in the layer's own
+    /// order: the damping, plus 1 for a dead column (empty when there is no factor).
+    package let addedDiagonal: [Double]
 
     /// Input columns whose `H` diagonal was zero (no activation): their weights are ignored by the solve.
     public var deadColumns: Int { isDead.filter { $0 }.count }
@@ -59,6 +62,7 @@ public struct PreparedHessian: Sendable {
             dampingFraction = nil
             failedDampingFractions = []
             fallback = .noCalibrationSignal
+            addedDiagonal = []
             seconds = elapsedSeconds(since: start)
             return
         }
@@ -87,10 +91,12 @@ public struct PreparedHessian: Sendable {
             inverseFactor = factor.toFloat()
             dampingFraction = fraction
             fallback = nil
+            addedDiagonal = dead.map { fraction * meanDiag + ($0 ? 1 : 0) }
         } else {
             inverseFactor = nil
             dampingFraction = nil
             fallback = .choleskyFailed(lastMinor: lastMinor)
+            addedDiagonal = []
         }
         seconds = elapsedSeconds(since: start)
     }
@@ -115,13 +121,16 @@ public struct PreparedHessian: Sendable {
             }
             factor = u
         }
+        let added = addedDiagonal.isEmpty ? [] : zip(addedDiagonal, s).map { $0 / (Double($1) * Double($1)) }
         return PreparedHessian(columns: columns, isDead: isDead, diagonal: zip(diagonal, s).map { $0 / ($1 * $1) },
                                permutation: permutation, inverseFactor: factor, dampingFraction: dampingFraction,
-                               failedDampingFractions: failedDampingFractions, fallback: fallback, seconds: elapsedSeconds(since: start))
+                               failedDampingFractions: failedDampingFractions, fallback: fallback, addedDiagonal: added,
+                               seconds: elapsedSeconds(since: start))
     }
 
     private init(columns: Int, isDead: [Bool], diagonal: [Float], permutation: [Int], inverseFactor: Matrix<Float>?,
-                 dampingFraction: Double?, failedDampingFractions: [Double], fallback: GPTQDiagnostics.Fallback?, seconds: Double) {
+                 dampingFraction: Double?, failedDampingFractions: [Double], fallback: GPTQDiagnostics.Fallback?,
+                 addedDiagonal: [Double], seconds: Double) {
         self.columns = columns
         self.isDead = isDead
         self.diagonal = diagonal
@@ -130,6 +139,7 @@ public struct PreparedHessian: Sendable {
         self.dampingFraction = dampingFraction
         self.failedDampingFractions = failedDampingFractions
         self.fallback = fallback
+        self.addedDiagonal = addedDiagonal
         self.seconds = seconds
     }
 }

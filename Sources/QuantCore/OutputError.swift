@@ -18,6 +18,15 @@ public enum OutputError {
         return den > 0 ? num / den : (num > 0 ? .infinity : 0)
     }
 
+    /// The same ratio when its numerator `Σ_o δ_oᵀ G δ_o` is known already (`error`, e.g. from a
+    /// GPTQ solve on `gram`): one `syrk` for the denominator.
+    public static func relative(error: Double, original: Matrix<Float>, gram: Matrix<Double>) -> Double {
+        precondition(gram.rows == original.cols && gram.cols == gram.rows)
+        var scratch = [Float](repeating: 0, count: original.cols * original.cols)
+        let den = quadraticForm(original, gram, scratch: &scratch)
+        return den > 0 ? error / den : (error > 0 ? .infinity : 0)
+    }
+
     /// `Σ_o m_oᵀ G m_o = ⟨G, MᵀM⟩`: the upper triangle of `MᵀM` (`[in × in]`, into `scratch`) by one
     /// `syrk`, then its Frobenius product with `G`'s upper triangle, off-diagonal terms twice.
     static func quadraticForm(_ m: Matrix<Float>, _ g: Matrix<Double>, scratch: inout [Float]) -> Double {

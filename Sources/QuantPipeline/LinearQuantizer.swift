@@ -164,7 +164,10 @@ struct LinearQuantizer {
             if solved.subnormalScaleGroups > 0 { report.subnormalScaleGroups = solved.subnormalScaleGroups }
             if let H {
                 let errorStart = ContinuousClock.now
-                report.relativeError = OutputError.relative(original: original, quantized: solved.effective, gram: H)
+                // GPTQ's own errors give the numerator (the scaled weight's error on the scaled
+                // Hessian is the effective weight's on `H`); only the denominator needs a syrk.
+                report.relativeError = solved.outputError.map { OutputError.relative(error: $0, original: original, gram: H) }
+                    ?? OutputError.relative(original: original, quantized: solved.effective, gram: H)
                 phases.errors += elapsedSeconds(since: errorStart)
             }
             report.seconds = elapsedSeconds(since: t0) + sharedSeconds
@@ -300,6 +303,8 @@ enum SingleLinear {
         /// `Q(W·diag s)·diag(s)⁻¹`: the weight the layer applies to its unscaled input.
         var effective: Matrix<Float>
         var loss: Double?
+        /// GPTQ: `tr(ΔW·H·ΔWᵀ)` of `effective` for the unscaled input's Hessian, from the solve itself.
+        var outputError: Double?
         var damping: Double?
         var fallback: String?
         /// AWQ methods: whether a range search or clip ran (`nil` for the others).
@@ -348,11 +353,12 @@ enum SingleLinear {
         if gptq, let prepared {
             let r = try GPTQSolver.quantize(weight: w, prepared: prepared, configuration: options.gptqConfiguration)
             solved = Solved(quantized: r.quantized, effective: r.quantized.dequantized(), loss: r.diagnostics.loss,
+                            outputError: clipped == true ? nil : r.diagnostics.outputError,  // AutoAWQ's clip changed W first
                             damping: r.diagnostics.dampingFraction, fallback: r.diagnostics.fallback.map { "\($0)" }, clipped: clipped,
                             subnormalScaleGroups: issues.subnormalGroups)
         } else {
             let q = try RoundToNearest.quantize(w, scheme: options.scheme, grids: grids)
-            solved = Solved(quantized: q, effective: q.dequantized(), loss: nil, damping: nil, fallback: nil, clipped: clipped,
+            solved = Solved(quantized: q, effective: q.dequantized(), loss: nil, outputError: nil, damping: nil, fallback: nil, clipped: clipped,
                             subnormalScaleGroups: issues.subnormalGroups)
         }
         if let s { AWQFolding.divideColumns(&solved.effective, by: s) }

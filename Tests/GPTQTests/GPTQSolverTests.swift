@@ -76,6 +76,47 @@ import TestSupport
         }
         let loss = try #require(r.diagnostics.loss)
         #expect(abs(loss - form / 2) <= 1e-4 * loss, "loss \(loss), ½·tr(δ(H+λI)δᵀ) \(form / 2)")
+        // The undamped form the pipeline reports, from the same identity.
+        let undamped = Self.quadraticForm(w, q, h)
+        let reported = try #require(r.diagnostics.outputError)
+        #expect(abs(reported - undamped) <= 1e-4 * undamped, "outputError \(reported), tr(δHδᵀ) \(undamped)")
+    }
+
+    /// `Σ_o (w_o − q_o)ᵀ H (w_o − q_o)` with plain loops.
+    static func quadraticForm(_ w: Matrix<Float>, _ q: Matrix<Float>, _ h: Matrix<Double>) -> Double {
+        var form = 0.0
+        for o in 0..<w.rows {
+            for i in 0..<w.cols {
+                for j in 0..<w.cols { form += Double(w[o, i] - q[o, i]) * h[i, j] * Double(w[o, j] - q[o, j]) }
+            }
+        }
+        return form
+    }
+
+    /// The same with a dead input column (its weights are ignored) and with the inputs rescaled
+    /// by AWQ scales through ``PreparedHessian/dividingInputs(by:)`` (damping per column).
+    @Test func outputErrorFromTheSolveWithDeadColumnsAndRescaledInputs() throws {
+        let (w, full, _) = try problem(rows: 10, cols: 24, tokens: 96, seed: 78)
+        var h = full
+        for k in 0..<24 { h[5, k] = 0; h[k, 5] = 0 }
+        let cfg = GPTQConfiguration(scheme: try QuantScheme(bits: 4, groupSize: 8, symmetric: false), blockSize: 5,
+                                    actOrder: true, staticGroups: true)
+        let prepared = try PreparedHessian(h, configuration: cfg)
+        let r = try GPTQSolver.quantize(weight: w, prepared: prepared, configuration: cfg)
+        var alive = w
+        for o in 0..<w.rows { alive[o, 5] = 0 }
+        let undamped = Self.quadraticForm(alive, r.quantized.dequantized(), h)
+        #expect(abs(try #require(r.diagnostics.outputError) - undamped) <= 1e-4 * undamped)
+        // Inputs divided by s: the weight is scaled by s, its Hessian by 1/s on both sides.
+        let s = (0..<24).map { Float(0.5 + 0.1 * Double($0 % 7)) }
+        var scaledW = w, scaledH = h
+        for o in 0..<w.rows { for c in 0..<24 { scaledW[o, c] *= s[c] } }
+        for i in 0..<24 { for j in 0..<24 { scaledH[i, j] /= Double(s[i]) * Double(s[j]) } }
+        let rs = try GPTQSolver.quantize(weight: scaledW, prepared: prepared.dividingInputs(by: s), configuration: cfg)
+        var scaledAlive = scaledW
+        for o in 0..<w.rows { scaledAlive[o, 5] = 0 }
+        let form = Self.quadraticForm(scaledAlive, rs.quantized.dequantized(), scaledH)
+        #expect(abs(try #require(rs.diagnostics.outputError) - form) <= 1e-4 * form)
     }
 
     @Test func twoColumnClosedForm() throws {
