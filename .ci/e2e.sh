@@ -22,7 +22,7 @@ for spec in "rtn gptq-v2 --asym" "gptq gptq --sym" "gptq compressed-tensors --as
   set -- $spec
   extra=""
   case "$1" in awq*) extra="--awq-search-tokens 1024" ;; esac
-  out="$WORK/$1-$2"
+  out="$WORK/runs/$1-$2"  # runs/ does not exist yet: quantize creates it, as in a fresh clone
   start=$(date +%s)
   "$BIN" quantize --model "$MODEL" --calib "data/calib.txt" --samples 16 --seqlen 256 --method "$1" --format "$2" "$3" \
       --group-size 64 --out "$out" $extra --quiet > "$WORK/log" || { cat "$WORK/log"; echo "FAIL: quantize $spec"; failed=1; continue; }

@@ -40,12 +40,17 @@ final class DestinationLock {
     let path: String
     private var fd: Int32
 
-    /// Takes the lock for `destination`.
-    /// - Throws: `PipelineError.output` when another process holds it (naming its pid) or the
-    ///   lock file cannot be created.
+    /// Takes the lock for `destination`, first creating the folders above it that do not exist
+    /// yet (as `mkdir -p` would: `--out runs/today/q4` works in a fresh clone).
+    /// - Throws: `PipelineError.output` when another process holds it (naming its pid), or the
+    ///   parent folder or the lock file cannot be created.
     init(destination: String) throws {
         let url = URL(fileURLWithPath: withoutTrailingSlash(destination))
-        path = url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".quantkit-lock"
+        let parent = url.deletingLastPathComponent().path
+        do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
+            throw PipelineError.output("cannot create the folder \(parent) for \(destination): \(error.localizedDescription)")
+        }
+        path = parent + "/." + url.lastPathComponent + ".quantkit-lock"
         while true {
             fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw PipelineError.output("cannot create the lock file \(path): \(String(cString: strerror(errno)))") }

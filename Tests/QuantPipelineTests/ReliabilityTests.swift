@@ -205,6 +205,23 @@ import TestSupport
         again.release()
     }
 
+    @Test func missingParentFoldersAreCreatedAndAFileInTheWayIsNamed() throws {
+        let m = try Self.model(seed: 65)
+        let parent = Fixtures.temporaryDirectory(), out = parent + "/runs/today/q"
+        let options = try CheckpointIOTests.options().with(method: .rtn)
+        _ = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: nil, outputDirectory: out, options: options, quiet: true)
+        #expect(Self.listing(parent + "/runs/today") == ["q"])
+        #expect(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+        try Data("not a folder".utf8).write(to: URL(fileURLWithPath: parent + "/file"))
+        #expect {
+            _ = try QuantizationPipeline.run(modelDirectory: m.directory, calibrationFile: nil, outputDirectory: parent + "/file/q",
+                                             options: options, quiet: true)
+        } throws: { error in
+            guard case PipelineError.output(let message) = error else { return false }
+            return message.contains("cannot create the folder \(parent)/file")
+        }
+    }
+
     @Test func leftoversOfKilledRunsAreRemovedAndForceReplacesInOneStep() throws {
         let m = try Self.model(seed: 61)
         let parent = Fixtures.temporaryDirectory(), out = parent + "/q"
