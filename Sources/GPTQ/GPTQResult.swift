@@ -36,7 +36,16 @@ public struct GPTQDiagnostics: Sendable, Equatable {
 /// A GPTQ-quantized layer and its diagnostics.
 public struct GPTQResult: Sendable {
     /// The quantized layer (codes, grids, `g_idx`).
-    public var quantized: QuantizedLinear
+    public let quantized: QuantizedLinear
+    /// `quantized.dequantized()` (`[out × in]`, the layer's own column order), computed once by the
+    /// solve, which needs it for `diagnostics.outputError`.
+    public let dequantized: Matrix<Float>
     /// Loss, damping used, fallbacks and timing.
     public var diagnostics: GPTQDiagnostics
+
+    init(quantized: QuantizedLinear, diagnostics: GPTQDiagnostics) {
+        self.quantized = quantized
+        self.dequantized = quantized.dequantized()
+        self.diagnostics = diagnostics
+    }
 }

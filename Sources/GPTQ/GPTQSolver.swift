@@ -137,8 +137,10 @@ public enum GPTQSolver {
         do {
             let q = try QuantizedLinear(outFeatures: rows, inFeatures: cols, scheme: scheme, codes: codes, scales: scales, zeros: zeros,
                                         groupIndex: gIdx, permutation: cfg.actOrder ? perm.map(Int32.init) : nil)
-            diagnostics.outputError = undampedOutputError(squaredErrors: loss, weight: weight, quantized: q.dequantized(), prepared: prepared)
-            return GPTQResult(quantized: q, diagnostics: diagnostics)
+            var result = GPTQResult(quantized: q, diagnostics: diagnostics)
+            result.diagnostics.outputError = undampedOutputError(squaredErrors: loss, weight: weight, quantized: result.dequantized,
+                                                                 prepared: prepared)
+            return result
         } catch {
             preconditionFailure("GPTQ produced an invalid layer: \(error)")
         }

@@ -13,25 +13,23 @@ public enum OutputError {
                      && gram.cols == gram.rows)
         var delta = quantized
         for k in delta.storage.indices { delta.storage[k] = original.storage[k] - delta.storage[k] }
-        var scratch = [Float](repeating: 0, count: original.cols * original.cols)
-        let num = quadraticForm(delta, gram, scratch: &scratch), den = quadraticForm(original, gram, scratch: &scratch)
-        return den > 0 ? num / den : (num > 0 ? .infinity : 0)
+        return relative(error: quadraticForm(delta, gram), original: original, gram: gram)
     }
 
     /// The same ratio when its numerator `Σ_o δ_oᵀ G δ_o` is known already (`error`, e.g. from a
     /// GPTQ solve on `gram`): one `syrk` for the denominator.
     public static func relative(error: Double, original: Matrix<Float>, gram: Matrix<Double>) -> Double {
         precondition(gram.rows == original.cols && gram.cols == gram.rows)
-        var scratch = [Float](repeating: 0, count: original.cols * original.cols)
-        let den = quadraticForm(original, gram, scratch: &scratch)
+        let den = quadraticForm(original, gram)
         return den > 0 ? error / den : (error > 0 ? .infinity : 0)
     }
 
-    /// `Σ_o m_oᵀ G m_o = ⟨G, MᵀM⟩`: the upper triangle of `MᵀM` (`[in × in]`, into `scratch`) by one
-    /// `syrk`, then its Frobenius product with `G`'s upper triangle, off-diagonal terms twice.
-    static func quadraticForm(_ m: Matrix<Float>, _ g: Matrix<Double>, scratch: inout [Float]) -> Double {
+    /// `Σ_o m_oᵀ G m_o = ⟨G, MᵀM⟩`: the upper triangle of `MᵀM` (`[in × in]`, a scratch matrix) by
+    /// one `syrk`, then its Frobenius product with `G`'s upper triangle, off-diagonal terms twice.
+    static func quadraticForm(_ m: Matrix<Float>, _ g: Matrix<Double>) -> Double {
         let n = m.cols
         if n == 0 || m.rows == 0 { return 0 }
+        var scratch = [Float](repeating: 0, count: n * n)
         return m.storage.withUnsafeBufferPointer { a in
             scratch.withUnsafeMutableBufferPointer { c in
                 Float.syrk(.upper, .transpose, n: n, k: m.rows, alpha: 1, a: a.baseAddress!, lda: n, beta: 0, c: c.baseAddress!, ldc: n)

@@ -67,7 +67,7 @@ struct AWQBlockSearch {
             return try weights.map { w in
                 var scaled = w
                 AWQFolding.scaleColumns(&scaled, by: s)
-                var effective = try GPTQSolver.quantize(weight: scaled, prepared: prepared, configuration: cfg).quantized.dequantized()
+                var effective = try GPTQSolver.quantize(weight: scaled, prepared: prepared, configuration: cfg).dequantized
                 AWQFolding.divideColumns(&effective, by: s)
                 return effective
             }

@@ -352,7 +352,7 @@ enum SingleLinear {
         var solved: Solved
         if gptq, let prepared {
             let r = try GPTQSolver.quantize(weight: w, prepared: prepared, configuration: options.gptqConfiguration)
-            solved = Solved(quantized: r.quantized, effective: r.quantized.dequantized(), loss: r.diagnostics.loss,
+            solved = Solved(quantized: r.quantized, effective: r.dequantized, loss: r.diagnostics.loss,
                             outputError: clipped == true ? nil : r.diagnostics.outputError,  // AutoAWQ's clip changed W first
                             damping: r.diagnostics.dampingFraction, fallback: r.diagnostics.fallback.map { "\($0)" }, clipped: clipped,
                             subnormalScaleGroups: issues.subnormalGroups)
