@@ -39,6 +39,7 @@ struct LayerCommand: ParsableCommand {
     func run() throws {
         let start = ContinuousClock.now
         let options = try options()
+        try Self.prepareFolder(of: out)
         let file = try SafeTensorsFile(path: input)
         let weight = try file.matrix("weight")
         let inputs = file["inputs"] != nil ? try file.matrix("inputs") : nil
@@ -64,5 +65,17 @@ struct LayerCommand: ParsableCommand {
             ("awq_ratio", number(r.awqRatio)), ("seconds", .number(elapsedSeconds(since: start))),
         ]
         print(JSONValue.object(fields).serialized)
+    }
+
+    /// Creates the folders above `--out` that do not exist yet and checks that the last one is
+    /// writable, so a bad destination is refused before the solve, not after it.
+    static func prepareFolder(of out: String) throws {
+        let parent = URL(fileURLWithPath: out).deletingLastPathComponent().path
+        do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
+            throw ValidationError("--out \(out): cannot create the folder \(parent): \(error.localizedDescription)")
+        }
+        guard access(parent, W_OK) == 0 else {
+            throw ValidationError("--out \(out): the folder \(parent) is not writable: \(String(cString: strerror(errno)))")
+        }
     }
 }

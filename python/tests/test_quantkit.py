@@ -157,6 +157,19 @@ def test_bad_input_raises_an_error_naming_it():
 QuantKitErrorOrValue = (quantkit.QuantKitError, ValueError)
 
 
+def test_command_line_layer_creates_missing_folders_and_names_a_bad_out(tmp_path):
+    w, x = layer(out=16, n=64, tokens=128)
+    quantkit.write_safetensors(tmp_path / "in.safetensors", {"weight": w, "inputs": x})
+    nested = tmp_path / "runs" / "today" / "layer.safetensors"
+    subprocess.run([CLI, "layer", "--input", str(tmp_path / "in.safetensors"), "--out", str(nested), "--group-size", "32"],
+                   check=True, capture_output=True, text=True)
+    assert set(quantkit.read_safetensors(nested)) >= {"qweight", "scales"}
+    (tmp_path / "file").write_text("not a folder")
+    r = subprocess.run([CLI, "layer", "--input", str(tmp_path / "in.safetensors"), "--out", str(tmp_path / "file" / "x.safetensors"),
+                        "--group-size", "32"], capture_output=True, text=True)
+    assert r.returncode != 0 and "--out" in r.stderr and "cannot create the folder" in r.stderr and r.stdout == ""
+
+
 def test_safetensors_round_trip_and_layout(tmp_path):
     tensors = {"a": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.array([1, -2], dtype=np.int64),
                "c": np.ones((2, 2, 2), dtype=np.float16), "empty": np.zeros((0, 3), dtype=np.int32)}
