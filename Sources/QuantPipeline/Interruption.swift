@@ -46,11 +46,7 @@ final class DestinationLock {
     ///   parent folder or the lock file cannot be created.
     init(destination: String) throws {
         let url = URL(fileURLWithPath: withoutTrailingSlash(destination))
-        let parent = url.deletingLastPathComponent().path
-        do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
-            throw PipelineError.output("cannot create the folder \(parent) for \(destination): \(error.localizedDescription)")
-        }
-        path = parent + "/." + url.lastPathComponent + ".quantkit-lock"
+        path = try createParentFolder(of: destination) + "/." + url.lastPathComponent + ".quantkit-lock"
         while true {
             fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw PipelineError.output("cannot create the lock file \(path): \(String(cString: strerror(errno)))") }
@@ -88,6 +84,17 @@ final class DestinationLock {
         return ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [])
             .filter { $0.hasPrefix(prefix) }.sorted().map { parent + "/" + $0 }
     }
+}
+
+/// Creates the folders above `path` that do not exist yet (as `mkdir -p` would) and returns the
+/// one that holds `path`.
+/// - Throws: `PipelineError.output` naming the folder and `path` when it cannot be created.
+package func createParentFolder(of path: String) throws -> String {
+    let parent = URL(fileURLWithPath: withoutTrailingSlash(path)).deletingLastPathComponent().path
+    do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
+        throw PipelineError.output("cannot create the folder \(parent) for \(path): \(error.localizedDescription)")
+    }
+    return parent
 }
 
 /// `out/` → `out`: one spelling of a destination for its lock, work folder and leftovers.

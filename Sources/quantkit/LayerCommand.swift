@@ -70,10 +70,8 @@ struct LayerCommand: ParsableCommand {
     /// Creates the folders above `--out` that do not exist yet and checks that the last one is
     /// writable, so a bad destination is refused before the solve, not after it.
     static func prepareFolder(of out: String) throws {
-        let parent = URL(fileURLWithPath: out).deletingLastPathComponent().path
-        do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
-            throw ValidationError("--out \(out): cannot create the folder \(parent): \(error.localizedDescription)")
-        }
+        let parent: String
+        do { parent = try createParentFolder(of: out) } catch PipelineError.output(let message) { throw ValidationError("--out: \(message)") }
         guard access(parent, W_OK) == 0 else {
             throw ValidationError("--out \(out): the folder \(parent) is not writable: \(String(cString: strerror(errno)))")
         }
