@@ -19,4 +19,5 @@ assert np.allclose(L.T@L,H) and np.allclose(L,np.tril(L))
 q2=np.zeros_like(W); d=np.zeros_like(W)
 for i in range(n):
     wt=W[:,i]+d[:,:i]@(L[i,:i]/L[i,i]); q2[:,i]=Q(wt); d[:,i]=W[:,i]-q2[:,i]
-print("identical codes:", np.array_equal(q1,q2), "max diff", np.abs(q1-q2).max())
+assert np.array_equal(q1, q2), f"codes differ (max {np.abs(q1 - q2).max()})"
+print("identical codes")
