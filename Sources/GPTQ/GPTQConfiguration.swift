@@ -22,13 +22,10 @@ public struct GPTQConfiguration: Sendable, Hashable {
     public var staticGroups: Bool
     /// Optional MSE search of each group's range instead of plain min–max.
     public var clipSearch: MSEClipSearch?
-    /// How `H⁻¹`'s upper Cholesky factor is computed.
-    public var inverseRoute: CholeskyInverse.Route
 
     /// Settings with the reference's defaults (no act-order, min–max grids).
     public init(scheme: QuantScheme, blockSize: Int = 128, dampingFraction: Double = 0.01, dampingIncrement: Double = 0.01,
-                actOrder: Bool = false, staticGroups: Bool = false, clipSearch: MSEClipSearch? = nil,
-                inverseRoute: CholeskyInverse.Route = .reversedCholesky) {
+                actOrder: Bool = false, staticGroups: Bool = false, clipSearch: MSEClipSearch? = nil) {
         self.scheme = scheme
         self.blockSize = max(1, blockSize)
         self.dampingFraction = dampingFraction
@@ -36,7 +33,6 @@ public struct GPTQConfiguration: Sendable, Hashable {
         self.actOrder = actOrder
         self.staticGroups = staticGroups
         self.clipSearch = clipSearch
-        self.inverseRoute = inverseRoute
     }
 }
 

@@ -20,7 +20,7 @@ public struct GPTQDiagnostics: Sendable, Equatable {
     public var fallback: Fallback?
     /// Columns with `H_ii = 0` (zeroed, as the reference).
     public var deadColumns: Int
-    /// Wall time of damping + Cholesky inverse, and of the lazy-batch loop, in seconds.
+    /// Wall time of damping + Cholesky factorization, in seconds.
     public var factorSeconds: Double
     /// Seconds spent in the column loop (the solve proper).
     public var loopSeconds: Double

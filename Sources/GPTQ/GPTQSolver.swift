@@ -6,17 +6,22 @@ import Darwin
 import QuantCore
 
 /// GPTQ (Frantar et al., 2023): quantize a weight column by column, feeding each column's
-/// rounding error back into the columns not yet quantized through the upper Cholesky factor
-/// `U` of `H⁻¹` — the optimal-brain-surgeon update — with lazy batches so the bulk of the work
-/// is one GEMM per block of `B` columns.
+/// rounding error back into the columns not yet quantized — the optimal-brain-surgeon update —
+/// with lazy batches so the bulk of the work is one GEMM per block of `B` columns.
 ///
-/// Read alongside `GPTQ-REFERENCE.md` §1.2. Names follow the paper: `H` the Hessian, `U` the
-/// factor of `H⁻¹ = UᵀU`, `err = (w − q) / U_ii`, blocks `i1 ..< i2`. The weight is held
-/// transposed (`Wt[c]` is column `c` of `W`, contiguous), so every per-column step is a
-/// contiguous row operation.
+/// Read alongside `GPTQ-REFERENCE.md` §1.2. Names follow the paper: `H` the Hessian, `w̃_j` column
+/// `j` as updated when it is rounded, `err_j = (w̃_j − q_j)/U_jj` with `U` the upper Cholesky factor
+/// of `H⁻¹`, blocks `i1 ..< i2`. The reference feeds `err` back through `U`; since `w − q = Uᵀ·err`,
+/// the same `w̃_j` is `w_j + Σ_{k<j} F_kj·(w_k − q_k)`, the differences from the *original* weights
+/// fed back through `F` (``PreparedHessian/feedbackFactor``), which comes from one Cholesky
+/// factorization of `H` with no inverse (`docs/design.md`, "GPTQ on the Cholesky factor"). The loop
+/// below is the reference's with `U` replaced by `F` and `err` by `q − w`. The weight is held
+/// transposed (`Wt[c]` is column `c` of `W`, contiguous), so every per-column step is a contiguous
+/// row operation.
 ///
 /// Deliberate differences from the reference (⚑ in the reference notes):
-/// - `H` is damped and factored in `Double`; the loop runs in `Float`.
+/// - `H` is damped and factored in `Double`; the loop runs in `Float`, on `F` instead of `U` (the
+///   same codes in exact arithmetic; the last bits of the updates differ).
 /// - Scales are rounded to fp16 before codes are computed, so the error feedback sees exactly
 ///   the stored weights.
 /// - A dynamic group's grid is taken from the weights as updated by *every* earlier column
@@ -28,7 +33,7 @@ import QuantCore
 public enum GPTQSolver {
     /// Quantizes `weight` (`[out × in]`) given the layer's Hessian `hessian` (`[in × in]`).
     /// - Throws: `GPTQError` for mismatched shapes or non-finite inputs.
-    /// - Complexity: `O(in³)` for the inverse plus `O(out·in²)` for the loop.
+    /// - Complexity: `in³/3` flops for the factorization plus `O(out·in²)` for the loop.
     public static func quantize(weight: Matrix<Float>, hessian: Matrix<Double>,
                                 configuration cfg: GPTQConfiguration) throws(GPTQError) -> GPTQResult {
         try quantize(weight: weight, prepared: PreparedHessian(hessian, configuration: cfg), configuration: cfg)
@@ -48,7 +53,7 @@ public enum GPTQSolver {
         var diagnostics = GPTQDiagnostics(loss: nil, dampingFraction: prepared.dampingFraction,
                                           failedDampingFractions: prepared.failedDampingFractions, fallback: prepared.fallback,
                                           deadColumns: prepared.deadColumns, factorSeconds: prepared.seconds, loopSeconds: 0)
-        guard let U = prepared.inverseFactor else { return try fallbackToRTN(weight, scheme, diagnostics, start) }
+        guard let F = prepared.feedbackFactor else { return try fallbackToRTN(weight, scheme, diagnostics, start) }
 
         // Dead columns: an input that never fired cannot be compensated; zero it (reference).
         var Wt = weight.transposed()
@@ -69,52 +74,56 @@ public enum GPTQSolver {
         }
         let perm = prepared.permutation
         if cfg.actOrder { Wt = permuteRows(Wt, perm) }
+        let original = Wt                                               // w, in quantization order
         let loopStart = ContinuousClock.now
 
         let B = cfg.blockSize
         var codesT = [UInt8](repeating: 0, count: cols * rows)        // [in (quantization order) × out]
         var groupGrids: [[GroupGrid]] = []                             // dynamic groups, quantization order
         var current = [GroupGrid](repeating: GroupGrid(scale: 1, zero: 0), count: rows)
-        var E = [Float](repeating: 0, count: B * rows)                 // err of the block's columns
+        var E = [Float](repeating: 0, count: B * rows)                 // q − w of the block's columns
         var loss = 0.0
-        U.storage.withUnsafeBufferPointer { u in
-            Wt.storage.withUnsafeMutableBufferPointer { w in
-                E.withUnsafeMutableBufferPointer { e in
-                    codesT.withUnsafeMutableBufferPointer { codes in
-                        for i1 in stride(from: 0, to: cols, by: B) {
-                            let i2 = min(i1 + B, cols)
-                            for i in i1..<i2 {
-                                if dynamicGroups && i % gs == 0 {
-                                    current = groupGridsAt(i, blockStart: i1, blockEnd: i2, w: w, u: u, e: e,
-                                                           cols: cols, rows: rows, gs: gs, scheme: scheme, clip: cfg.clipSearch)
-                                    groupGrids.append(current)
+        F.storage.withUnsafeBufferPointer { f in
+            original.storage.withUnsafeBufferPointer { w0 in
+                Wt.storage.withUnsafeMutableBufferPointer { w in
+                    E.withUnsafeMutableBufferPointer { e in
+                        codesT.withUnsafeMutableBufferPointer { codes in
+                            for i1 in stride(from: 0, to: cols, by: B) {
+                                let i2 = min(i1 + B, cols)
+                                for i in i1..<i2 {
+                                    if dynamicGroups && i % gs == 0 {
+                                        current = groupGridsAt(i, blockStart: i1, blockEnd: i2, w: w, w0: w0, f: f, e: e,
+                                                               cols: cols, rows: rows, gs: gs, scheme: scheme, clip: cfg.clipSearch)
+                                        groupGrids.append(current)
+                                    }
+                                    let grid = dynamicGroups ? current : fixedGrids[perm[i] / gs]
+                                    let d = f[i * cols + i]
+                                    let wi = w.baseAddress! + i * rows
+                                    let w0i = w0.baseAddress! + i * rows
+                                    let ei = e.baseAddress! + (i - i1) * rows
+                                    var l: Float = 0
+                                    for o in 0..<rows {
+                                        let g = grid[o]
+                                        let code = scheme.code(wi[o], on: g)
+                                        let q = g.scale * (Float(code) - Float(g.zero))
+                                        let diff = wi[o] - q
+                                        codes[i * rows + o] = code
+                                        ei[o] = q - w0i[o]
+                                        l += diff * diff
+                                    }
+                                    loss += Double(l) / Double(d * d)
+                                    // Rank-1 feedback into the rest of the block: W1[:, i+1:] -= (q − w) ⊗ F[i, i+1:].
+                                    if i + 1 < i2 {
+                                        Float.ger(m: i2 - i - 1, n: rows, alpha: -1, x: f.baseAddress! + i * cols + i + 1, incX: 1,
+                                                  y: ei, incY: 1, a: wi + rows, lda: rows)
+                                    }
                                 }
-                                let grid = dynamicGroups ? current : fixedGrids[perm[i] / gs]
-                                let d = u[i * cols + i]
-                                let wi = w.baseAddress! + i * rows
-                                let ei = e.baseAddress! + (i - i1) * rows
-                                var l: Float = 0
-                                for o in 0..<rows {
-                                    let g = grid[o]
-                                    let code = scheme.code(wi[o], on: g)
-                                    let q = g.scale * (Float(code) - Float(g.zero))
-                                    let diff = wi[o] - q
-                                    codes[i * rows + o] = code
-                                    ei[o] = diff / d
-                                    l += diff * diff
+                                // Lazy batch: W[:, i2:] -= (Q − W)[:, i1:i2] · F[i1:i2, i2:], one GEMM.
+                                if i2 < cols {
+                                    Float.gemm(.transpose, .none, m: cols - i2, n: rows, k: i2 - i1, alpha: -1,
+                                               a: f.baseAddress! + i1 * cols + i2, lda: cols, b: e.baseAddress!, ldb: rows,
+                                               beta: 1, c: w.baseAddress! + i2 * rows, ldc: rows)
                                 }
-                                loss += Double(l) / Double(d * d)
-                                // Rank-1 feedback into the rest of the block: W1[:, i+1:] -= err ⊗ U[i, i+1:].
-                                if i + 1 < i2 {
-                                    Float.ger(m: i2 - i - 1, n: rows, alpha: -1, x: u.baseAddress! + i * cols + i + 1, incX: 1,
-                                              y: ei, incY: 1, a: wi + rows, lda: rows)
-                                }
-                            }
-                            // Lazy batch: W[:, i2:] -= Err1 · U[i1:i2, i2:], one GEMM.
-                            if i2 < cols {
-                                Float.gemm(.transpose, .none, m: cols - i2, n: rows, k: i2 - i1, alpha: -1,
-                                           a: u.baseAddress! + i1 * cols + i2, lda: cols, b: e.baseAddress!, ldb: rows,
-                                           beta: 1, c: w.baseAddress! + i2 * rows, ldc: rows)
                             }
                         }
                     }
@@ -147,8 +156,9 @@ public enum GPTQSolver {
     }
 
     /// `tr(ΔW·H·ΔWᵀ)` for the undamped `H` of `prepared`, from `Σe²` (`squaredErrors`, the sum of
-    /// the solve's scaled errors): with `A = H + diag(added)` the matrix whose inverse factor `U`
-    /// fed the errors back, `ΔW = Uᵀe` row by row, so `Σe² = tr(ΔW·A·ΔWᵀ)` — less the added
+    /// the solve's scaled errors `e_j = (w̃_j − q_j)/F_jj`): with `A = H + diag(added)` the matrix
+    /// that was factored and `U` the upper factor of `A⁻¹`, `ΔW = Uᵀe` row by row, so
+    /// `Σe² = tr(ΔW·A·ΔWᵀ)` — less the added
     /// diagonal's share `Σ_c added_c·‖ΔW_c‖²`. `ΔW = W − Q` with the dead columns of `W` zeroed
     /// (the solve ignores them; `H` is zero there).
     static func undampedOutputError(squaredErrors: Double, weight: Matrix<Float>, quantized: Matrix<Float>, prepared: PreparedHessian) -> Double {
@@ -163,11 +173,18 @@ public enum GPTQSolver {
         return max(0, squaredErrors - share)
     }
 
-    /// Grids of the group starting at (permuted) column `i`, from its current weights. Columns of
-    /// the group past the block end have not yet received this block's updates from columns
-    /// `blockStart ..< i`; they are brought up to date in a scratch copy first.
+    /// Grids of the group starting at (permuted) column `i`, from its weights as the reference
+    /// holds them at that point: `w_G + H_GG|F⁻¹·H_GF·(w − q)_F`, the best compensation of the
+    /// columns `F` quantized so far within the group `G` (and the columns after it). The solve's
+    /// own running weights `w_j + Σ_{k<i} F_kj·(w_k − q_k)` differ from that before column `j` is
+    /// reached: with `V` partitioned at `i`, the reference's correction is `V_GG⁻ᵀ·V_FGᵀ·(w − q)_F`,
+    /// which is the running correction `y` solved through the group's unit triangle of `F`,
+    /// `(I + strict F_GG)ᵀ·x = y` — one `trsm` of `gs² · out` flops. Columns of the group past the
+    /// block end have not yet received this block's updates from columns `blockStart ..< i`; they
+    /// are brought up to date in the scratch copy first.
     private static func groupGridsAt(_ i: Int, blockStart i1: Int, blockEnd i2: Int, w: UnsafeMutableBufferPointer<Float>,
-                                     u: UnsafeBufferPointer<Float>, e: UnsafeMutableBufferPointer<Float>,
+                                     w0: UnsafeBufferPointer<Float>, f: UnsafeBufferPointer<Float>,
+                                     e: UnsafeMutableBufferPointer<Float>,
                                      cols: Int, rows: Int, gs: Int, scheme: QuantScheme, clip: MSEClipSearch?) -> [GroupGrid] {
         let end = min(i + gs, cols)
         var slab = Matrix<Float>(rows: end - i, cols: rows)
@@ -176,9 +193,15 @@ public enum GPTQSolver {
             if end > i2 && i > i1 {
                 let outside = s.baseAddress! + (i2 - i) * rows
                 Float.gemm(.transpose, .none, m: end - i2, n: rows, k: i - i1, alpha: -1,
-                           a: u.baseAddress! + i1 * cols + i2, lda: cols, b: e.baseAddress!, ldb: rows,
+                           a: f.baseAddress! + i1 * cols + i2, lda: cols, b: e.baseAddress!, ldb: rows,
                            beta: 1, c: outside, ldc: rows)
             }
+            guard i > 0 else { return }
+            let original = w0.baseAddress! + i * rows
+            for k in 0..<s.count { s[k] -= original[k] }
+            Float.trsmUnit(.upper, .transpose, m: end - i, n: rows, a: f.baseAddress! + i * cols + i, lda: cols,
+                           b: s.baseAddress!, ldb: rows)
+            for k in 0..<s.count { s[k] += original[k] }
         }
         return grids(slab, rows: 0..<(end - i), outputs: rows, scheme: scheme, clip: clip)
     }

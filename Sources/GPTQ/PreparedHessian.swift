@@ -1,8 +1,9 @@
 import QuantCore
 
 /// A Hessian made ready for the GPTQ loop, once per distinct layer input: dead columns marked,
-/// the act-order permutation, damping (retried until the Cholesky succeeds) and the upper factor
-/// `U` of `(H + λI)⁻¹` in quantization order. q/k/v (and gate/up) share one.
+/// the act-order permutation, damping (retried until the Cholesky succeeds) and the feedback
+/// factor from the Cholesky factorization of `H + λI` in quantization order. q/k/v (and gate/up)
+/// share one.
 public struct PreparedHessian: Sendable {
     /// `in`.
     public let columns: Int
@@ -12,8 +13,13 @@ public struct PreparedHessian: Sendable {
     public let diagonal: [Float]
     /// Quantization order: `permutation[k]` is the column quantized `k`-th (identity without act-order).
     public let permutation: [Int]
-    /// `U` (`[in × in]`, upper, permuted), or `nil` when the solve must fall back to RTN.
-    public let inverseFactor: Matrix<Float>?
+    /// `F` (`[in × in]`, upper, quantization order), or `nil` when the solve must fall back to
+    /// RTN. With `H + λI = V·Vᵀ` (``ReversedCholesky``, `V` upper, in quantization order):
+    /// `F_kj = V_kj / V_jj` for `k < j`, the weight with which column `k`'s rounding difference
+    /// `w_k − q_k` enters column `j`, and `F_jj = 1 / V_jj`, the length that divides column `j`'s
+    /// rounding error in GPTQ's objective. `F_jj` is the diagonal of the reference's `U`, the upper
+    /// factor of `(H + λI)⁻¹` (`U = V⁻¹`).
+    public let feedbackFactor: Matrix<Float>?
     /// The damping fraction that made `H` positive definite (`nil` when the fallback was used).
     public let dampingFraction: Double?
     /// Damping fractions tried before, whose Cholesky factorization failed.
@@ -58,7 +64,7 @@ public struct PreparedHessian: Sendable {
         }
         permutation = perm
         if n > 0 && dead.allSatisfy({ $0 }) {
-            inverseFactor = nil
+            feedbackFactor = nil
             dampingFraction = nil
             failedDampingFractions = []
             fallback = .noCalibrationSignal
@@ -76,7 +82,7 @@ public struct PreparedHessian: Sendable {
             var A = H
             for i in 0..<n { A[i, i] += fraction * meanDiag }
             do {
-                try CholeskyInverse.upperFactorOfInverse(&A, route: cfg.inverseRoute)
+                try ReversedCholesky.factorize(&A)
                 factor = A
                 break
             } catch {
@@ -88,12 +94,12 @@ public struct PreparedHessian: Sendable {
         }
         failedDampingFractions = failed
         if let factor {
-            inverseFactor = factor.toFloat()
+            feedbackFactor = Self.feedback(from: factor)
             dampingFraction = fraction
             fallback = nil
             addedDiagonal = dead.map { fraction * meanDiag + ($0 ? 1 : 0) }
         } else {
-            inverseFactor = nil
+            feedbackFactor = nil
             dampingFraction = nil
             fallback = .choleskyFailed(lastMinor: lastMinor)
             addedDiagonal = []
@@ -101,41 +107,60 @@ public struct PreparedHessian: Sendable {
         seconds = elapsedSeconds(since: start)
     }
 
+    /// `F` from `V` (upper, `n×n`): each column divided by its diagonal element, the diagonal
+    /// replaced by its reciprocal.
+    private static func feedback(from v: Matrix<Double>) -> Matrix<Float> {
+        let n = v.rows
+        var f = Matrix<Float>(rows: n, cols: n)
+        v.storage.withUnsafeBufferPointer { p in
+            f.storage.withUnsafeMutableBufferPointer { q in
+                for k in 0..<n {
+                    q[k * n + k] = Float(1 / p[k * n + k])
+                    for j in (k + 1)..<max(k + 1, n) { q[k * n + j] = Float(p[k * n + j] / p[j * n + j]) }
+                }
+            }
+        }
+        return f
+    }
+
     /// The preparation of `diag(1/s)·(H + λI)·diag(1/s)` — the Hessian of the inputs divided by
     /// `s` (`[in]`, all positive), with each column's damping divided by `s²` alongside — kept in
     /// this preparation's act-order permutation. No factorization: with `D` = `diag(s)` in
-    /// quantization order, `(D⁻¹·A·D⁻¹)⁻¹ = D·UᵀU·D = (U·D)ᵀ(U·D)`, so the factor is `U` with
-    /// column `k` multiplied by `s[permutation[k]]`. It differs from preparing the scaled Hessian
+    /// quantization order, `D⁻¹·A·D⁻¹ = (D⁻¹V)(D⁻¹V)ᵀ`, so `V`'s row `k` is divided by `s_k`:
+    /// `F_kj` becomes `F_kj·s_j/s_k` and `F_kk` becomes `F_kk·s_k`. It differs from preparing the scaled Hessian
     /// afresh only in its damping (per column instead of one `λ`) and its column order (act-order
     /// by the unscaled diagonal); AWQ+GPTQ's scale search uses it to judge every candidate with
     /// one factorization.
     package func dividingInputs(by s: [Float]) -> PreparedHessian {
         let start = ContinuousClock.now
         precondition(s.count == columns, "one scale per input column")
-        var factor = inverseFactor
-        if var u = factor {
+        var factor = feedbackFactor
+        if var f = factor {
             let n = columns
             let sk = permutation.map { s[$0] }
-            u.storage.withUnsafeMutableBufferPointer { p in
-                for i in 0..<n { for k in i..<n { p[i * n + k] *= sk[k] } }
+            f.storage.withUnsafeMutableBufferPointer { p in
+                for k in 0..<n {
+                    p[k * n + k] *= sk[k]
+                    for j in (k + 1)..<max(k + 1, n) { p[k * n + j] = p[k * n + j] * sk[j] / sk[k] }
+                }
             }
-            factor = u
+            factor = f
         }
         let added = addedDiagonal.isEmpty ? [] : zip(addedDiagonal, s).map { $0 / (Double($1) * Double($1)) }
         return PreparedHessian(columns: columns, isDead: isDead, diagonal: zip(diagonal, s).map { $0 / ($1 * $1) },
-                               permutation: permutation, inverseFactor: factor, dampingFraction: dampingFraction,
+                               permutation: permutation, feedbackFactor: factor, dampingFraction: dampingFraction,
                                failedDampingFractions: failedDampingFractions, fallback: fallback, addedDiagonal: added,
                                seconds: elapsedSeconds(since: start))
     }
 
-    private init(columns: Int, isDead: [Bool], diagonal: [Float], permutation: [Int], inverseFactor: Matrix<Float>?,
+    private init(columns: Int, isDead: [Bool], diagonal: [Float], permutation: [Int], feedbackFactor: Matrix<Float>?,
                  dampingFraction: Double?, failedDampingFractions: [Double], fallback: GPTQDiagnostics.Fallback?,
                  addedDiagonal: [Double], seconds: Double) {
         self.columns = columns
         self.isDead = isDead
         self.diagonal = diagonal
         self.permutation = permutation
-        self.inverseFactor = inverseFactor
+        self.feedbackFactor = feedbackFactor
         self.dampingFraction = dampingFraction
         self.failedDampingFractions = failedDampingFractions
         self.fallback = fallback

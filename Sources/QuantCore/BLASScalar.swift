@@ -44,6 +44,11 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable {
                      alpha: Self, a: UnsafePointer<Self>, lda: Int,
                      beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 
+    /// Triangular solve `op(A)·X = B` in place of `B` (`m×n`), for `A` (`m×m`) triangular in
+    /// `uplo` with a **unit** diagonal (the stored diagonal is not read): left-side `trsm`.
+    static func trsmUnit(_ uplo: Triangle, _ transA: Transpose, m: Int, n: Int, a: UnsafePointer<Self>, lda: Int,
+                         b: UnsafeMutablePointer<Self>, ldb: Int)
+
     /// Cholesky factorization in place (`potrf`). With `.upper` the triangle becomes `U` with
     /// `A = UᵀU`; with `.lower`, `L` with `A = LLᵀ`. The other triangle is not touched.
     static func potrf(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Self>, lda: Int) throws(LinearAlgebraError)
@@ -95,6 +100,13 @@ extension Float: BLASScalar {
                     alpha, a, Int32(lda), beta, c, Int32(ldc))
     }
 
+    /// `B ← op(A)⁻¹·B` for unit-diagonal triangular `A` (row-major left-side `trsm`).
+    public static func trsmUnit(_ uplo: Triangle, _ transA: Transpose, m: Int, n: Int, a: UnsafePointer<Float>, lda: Int,
+                                b: UnsafeMutablePointer<Float>, ldb: Int) {
+        cblas_strsm(CblasRowMajor, CblasLeft, uplo.cblas, cblasTrans(transA), CblasUnit, Int32(m), Int32(n),
+                    1, a, Int32(lda), b, Int32(ldb))
+    }
+
     /// Cholesky factorization in place (LAPACK `potrf`, row-major); throws when `A` is not positive definite.
     public static func potrf(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Float>, lda: Int) throws(LinearAlgebraError) {
         try checkInfo(LAPACKE_spotrf_work(colMajor, uplo.columnMajorFlag, Int32(n), a, Int32(lda)), "spotrf") { .notPositiveDefinite(minor: $0) }
@@ -134,6 +146,13 @@ extension Double: BLASScalar {
                             beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
         cblas_dsyrk(CblasRowMajor, uplo.cblas, cblasTrans(trans), Int32(n), Int32(k),
                     alpha, a, Int32(lda), beta, c, Int32(ldc))
+    }
+
+    /// `B ← op(A)⁻¹·B` for unit-diagonal triangular `A` (row-major left-side `trsm`).
+    public static func trsmUnit(_ uplo: Triangle, _ transA: Transpose, m: Int, n: Int, a: UnsafePointer<Double>, lda: Int,
+                                b: UnsafeMutablePointer<Double>, ldb: Int) {
+        cblas_dtrsm(CblasRowMajor, CblasLeft, uplo.cblas, cblasTrans(transA), CblasUnit, Int32(m), Int32(n),
+                    1, a, Int32(lda), b, Int32(ldb))
     }
 
     /// Cholesky factorization in place (LAPACK `potrf`, row-major); throws when `A` is not positive definite.

@@ -159,10 +159,23 @@ import TestSupport
         }
     }
 
-    /// AWQ+GPTQ's shared factorization: rescaling a prepared Hessian's factor gives the upper
-    /// Cholesky factor of `(P·D⁻¹(H + λI)D⁻¹·Pᵀ)⁻¹` (λ the unscaled damping, `P` the unscaled
-    /// act-order), checked against Gauss–Jordan and the textbook Cholesky; a uniform scale equals
-    /// preparing the scaled Hessian afresh.
+    /// The feedback factor of `A` built from the reference's `U` (the upper Cholesky factor of
+    /// `A⁻¹`, by Gauss–Jordan and the textbook recurrence): `V = U⁻¹`, `F_kj = V_kj/V_jj`, `F_kk = U_kk`.
+    static func referenceFeedbackFactor(_ a: [[Double]]) -> [[Double]] {
+        let u = Naive.choleskyUpper(Naive.inverse(a))
+        let v = Naive.inverse(u), n = a.count
+        var f = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
+        for k in 0..<n {
+            f[k][k] = u[k][k]
+            for j in (k + 1)..<max(k + 1, n) { f[k][j] = v[k][j] / v[j][j] }
+        }
+        return f
+    }
+
+    /// AWQ+GPTQ's shared factorization: rescaling a prepared Hessian's factor gives the feedback
+    /// factor of `P·D⁻¹(H + λI)D⁻¹·Pᵀ` (λ the unscaled damping, `P` the unscaled act-order),
+    /// checked against one built from Gauss–Jordan and the textbook Cholesky; a uniform scale
+    /// equals preparing the scaled Hessian afresh.
     @Test func dividingInputsRescalesTheFactorExactly() throws {
         let (_, h, _) = try problem(rows: 1, cols: 12, tokens: 48, seed: 42)
         var rng = SplitMix64(seed: 43)
@@ -176,8 +189,8 @@ import TestSupport
         let a = (0..<n).map { i in (0..<n).map { j in
             (h[perm[i], perm[j]] + (i == j ? lambda : 0)) / (Double(s[perm[i]]) * Double(s[perm[j]]))
         } }
-        let reference = Naive.choleskyUpper(Naive.inverse(a))
-        let u = try #require(scaled.inverseFactor).toDouble().nested
+        let reference = Self.referenceFeedbackFactor(a)
+        let u = try #require(scaled.feedbackFactor).toDouble().nested
         let size = reference.flatMap { $0 }.map(abs).max()!
         #expect(maxAbsDifference(u, reference) < 1e-5 * size)
         #expect(scaled.diagonal.indices.allSatisfy { abs(scaled.diagonal[$0] - prepared.diagonal[$0] / (s[$0] * s[$0])) <= 1e-6 * prepared.diagonal[$0] / (s[$0] * s[$0]) })
@@ -188,10 +201,10 @@ import TestSupport
         let fresh = try PreparedHessian(hc, configuration: cfg)
         let uniform = prepared.dividingInputs(by: [Float](repeating: c, count: n))
         #expect(fresh.permutation == uniform.permutation)
-        let freshFactor = try #require(fresh.inverseFactor).toDouble().nested
-        #expect(maxAbsDifference(try #require(uniform.inverseFactor).toDouble().nested, freshFactor)
+        let freshFactor = try #require(fresh.feedbackFactor).toDouble().nested
+        #expect(maxAbsDifference(try #require(uniform.feedbackFactor).toDouble().nested, freshFactor)
                 < 1e-5 * freshFactor.flatMap { $0 }.map(abs).max()!)
-        #expect(prepared.dividingInputs(by: [Float](repeating: 1, count: n)).inverseFactor == prepared.inverseFactor)
+        #expect(prepared.dividingInputs(by: [Float](repeating: 1, count: n)).feedbackFactor == prepared.feedbackFactor)
     }
 
     @Test func deadColumnBecomesZero() throws {

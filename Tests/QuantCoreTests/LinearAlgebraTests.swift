@@ -26,24 +26,28 @@ import TestSupport
         }
         var b = Matrix<Float>([[1, 2], [2, 1]])
         #expect(throws: LinearAlgebraError.notPositiveDefinite(minor: 2)) {
-            try CholeskyInverse.upperFactorOfInverse(&b, route: .threeStep)
+            try ReversedCholesky.factorize(&b)
         }
     }
 
-    @Test func bothInverseFactorRoutesMatchTheNaiveReference() throws {
+    /// `A = V·Vᵀ` with `V` upper, and `V` is the inverse of the GPTQ reference's `U` (the upper
+    /// Cholesky factor of `A⁻¹`, here by Gauss–Jordan and the textbook recurrence).
+    @Test func reversedCholeskyFactorsAndInvertsTheReferenceFactor() throws {
         var rng = SplitMix64(seed: 11)
         for n in [1, 3, 6, 40] {
             let a = Naive.randomSPD(n: n, rng: &rng)
-            let reference = Naive.choleskyUpper(Naive.inverse(a))
-            var two = Matrix<Double>(a), three = Matrix<Double>(a)
-            try CholeskyInverse.upperFactorOfInverse(&two, route: .reversedCholesky)
-            try CholeskyInverse.upperFactorOfInverse(&three, route: .threeStep)
-            #expect(maxAbsDifference(two.nested, reference) < 1e-10, "n=\(n)")
-            #expect(maxAbsDifference(three.nested, reference) < 1e-10, "n=\(n)")
-            #expect(maxAbsDifference(two.nested, three.nested) < 1e-12, "n=\(n)")
+            let u = Naive.choleskyUpper(Naive.inverse(a))
+            var v = Matrix<Double>(a)
+            try ReversedCholesky.factorize(&v)
+            let identity = (0..<n).map { i in (0..<n).map { $0 == i ? 1.0 : 0.0 } }
+            let size = a.flatMap { $0 }.map(abs).max()!
+            #expect((0..<n).allSatisfy { i in (0..<i).allSatisfy { v[i, $0] == 0 } }, "upper, n=\(n)")
+            #expect(maxAbsDifference(Naive.multiply(v.nested, v.transposed().nested), a) < 1e-12 * size, "V·Vᵀ = A, n=\(n)")
+            #expect(maxAbsDifference(Naive.multiply(v.nested, u), identity) < 1e-9, "V = U⁻¹, n=\(n)")
             var f = Matrix<Double>(a).toFloat()
-            try CholeskyInverse.upperFactorOfInverse(&f)
-            #expect(maxAbsDifference(f.toDouble().nested, reference) < 1e-3 * (reference.map { $0.map(abs).max()! }.max()!), "float n=\(n)")
+            try ReversedCholesky.factorize(&f)
+            let vf = f.toDouble().nested
+            #expect(maxAbsDifference(Naive.multiply(vf, f.transposed().toDouble().nested), a) < 1e-5 * size, "float n=\(n)")
         }
     }
 

@@ -1,7 +1,7 @@
 import GPTQ
 import QuantCore
 
-/// GPTQ at LLaMA-7B/8B shapes: Hessian accumulation, the Cholesky inverse, the whole solve.
+/// GPTQ at LLaMA-7B/8B shapes: Hessian accumulation, the Cholesky factorization, the whole solve.
 enum LayerBenchmarks {
     static func run(sgemm: Double, tokens: Int = 16_384, quick: Bool) throws -> [Row] {
         var rows: [Row] = []
@@ -26,15 +26,21 @@ enum LayerBenchmarks {
             rows.append(Row("Hessian accumulation in=\(d), \(tokens) tokens", seconds: times.min()!, flops: flops, sgemm: sgemm,
                             note: String(format: "first (cold) run %.2f s, %.0f%% of sgemm", times[0], flops / times[0] / 1e9 / sgemm * 100)))
             for i in 0..<d { h[i, i] += 0.01 }
-            for route in [CholeskyInverse.Route.reversedCholesky, .threeStep] {
-                let tc = try Harness.time(repeats: 1) {
-                    var a = h
-                    try CholeskyInverse.upperFactorOfInverse(&a, route: route)
-                }
-                let flops = (route == .reversedCholesky ? 2.0 / 3 : 4.0 / 3) * Double(d) * Double(d) * Double(d)
-                rows.append(Row("Cholesky inverse d=\(d) (\(route == .reversedCholesky ? "potrf+trtri" : "potrf+potri+potrf"), Double)",
-                                seconds: tc, flops: flops, sgemm: sgemm))
+            // GPTQ's factorization (one potrf), and the triangular inverse the reference adds to it.
+            var v = h
+            let tc = try Harness.time(repeats: 1) {
+                v = h
+                try ReversedCholesky.factorize(&v)
             }
+            let third = Double(d) * Double(d) * Double(d) / 3
+            rows.append(Row("Cholesky factor d=\(d) (potrf, Double), what GPTQ uses", seconds: tc, flops: third, sgemm: sgemm))
+            let ti = try Harness.time(repeats: 1) {
+                var u = v
+                try u.storage.withUnsafeMutableBufferPointer { (p) throws(LinearAlgebraError) in
+                    try Double.trtri(.upper, n: d, a: p.baseAddress!, lda: d)
+                }
+            }
+            rows.append(Row("  + trtri d=\(d) (the reference's inverse factor, not computed)", seconds: ti, flops: third, sgemm: sgemm))
         }
         let out = quick ? 1024 : 4096
         for d in widths {
