@@ -58,9 +58,7 @@ public struct PreparedHessian: Sendable {
         if cfg.actOrder {
             let diag = (0..<n).map { H[$0, $0] }
             perm.sort { diag[$0] > diag[$1] || (diag[$0] == diag[$1] && $0 < $1) }
-            var P = Matrix<Double>(rows: n, cols: n)
-            for i in 0..<n { for j in 0..<n { P[i, j] = H[perm[i], perm[j]] } }
-            H = P
+            H = Self.permuted(H, perm)
         }
         permutation = perm
         if n > 0 && dead.allSatisfy({ $0 }) {
@@ -107,16 +105,34 @@ public struct PreparedHessian: Sendable {
         seconds = elapsedSeconds(since: start)
     }
 
+    /// `P·H·Pᵀ` for the permutation `perm` (`(P·H·Pᵀ)_ij = H_{perm[i], perm[j]}`), row by row.
+    private static func permuted(_ h: Matrix<Double>, _ perm: [Int]) -> Matrix<Double> {
+        let n = h.rows
+        var out = Matrix<Double>(rows: n, cols: n)
+        h.storage.withUnsafeBufferPointer { src in
+            out.storage.withUnsafeMutableBufferPointer { dst in
+                perm.withUnsafeBufferPointer { p in
+                    for i in 0..<n {
+                        let row = src.baseAddress! + p[i] * n, target = dst.baseAddress! + i * n
+                        for j in 0..<n { target[j] = row[p[j]] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     /// `F` from `V` (upper, `n×n`): each column divided by its diagonal element, the diagonal
     /// replaced by its reciprocal.
     private static func feedback(from v: Matrix<Double>) -> Matrix<Float> {
         let n = v.rows
         var f = Matrix<Float>(rows: n, cols: n)
         v.storage.withUnsafeBufferPointer { p in
+            let inverseDiagonal = (0..<n).map { 1 / p[$0 * n + $0] }
             f.storage.withUnsafeMutableBufferPointer { q in
                 for k in 0..<n {
-                    q[k * n + k] = Float(1 / p[k * n + k])
-                    for j in (k + 1)..<max(k + 1, n) { q[k * n + j] = Float(p[k * n + j] / p[j * n + j]) }
+                    q[k * n + k] = Float(inverseDiagonal[k])
+                    for j in (k + 1)..<max(k + 1, n) { q[k * n + j] = Float(p[k * n + j] * inverseDiagonal[j]) }
                 }
             }
         }
