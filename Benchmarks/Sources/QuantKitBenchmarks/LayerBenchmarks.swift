@@ -51,17 +51,22 @@ enum LayerBenchmarks {
             let w = Harness.random(out, d, seed: 7, scale: 0.02)
             for actOrder in [false, true] {
                 let cfg = GPTQConfiguration(scheme: try QuantScheme(bits: 4, groupSize: 128, symmetric: true), actOrder: actOrder)
-                var result: GPTQResult? = nil
-                let t = try Harness.time(repeats: 1) { result = try GPTQSolver.quantize(weight: w, hessian: h, configuration: cfg) }
-                let diag = result!.diagnostics
+                // Best of two, as for the Hessian: the first run also first-touches the d² buffers.
+                var result: GPTQResult? = nil, best: GPTQResult? = nil
+                var times: [Double] = []
+                for _ in 0..<2 {
+                    times.append(try Harness.time(repeats: 1) { result = try GPTQSolver.quantize(weight: w, hessian: h, configuration: cfg) })
+                    if times.last! == times.min()! { best = result }
+                }
+                let diag = best!.diagnostics
                 let name = "GPTQ solve \(out)×\(d) W4 g128\(actOrder ? " act-order" : ""), H given"
-                rows.append(Row(name, seconds: t, sgemm: sgemm,
-                                note: String(format: "factor %.2f s, loop %.2f s", diag.factorSeconds, diag.loopSeconds)))
+                rows.append(Row(name, seconds: times.min()!, sgemm: sgemm,
+                                note: String(format: "factor %.2f s, loop %.2f s; first (cold) run %.2f s", diag.factorSeconds, diag.loopSeconds, times[0])))
                 // The lazy-batch phase: out·in² flops (the trailing GEMMs dominate).
                 rows.append(Row("  lazy-batch loop of the above", seconds: diag.loopSeconds, flops: Double(out) * Double(d) * Double(d), sgemm: sgemm))
                 guard actOrder else { continue }
                 // The report's relative output error: two syrks of out·in² flops each.
-                let q = result!.quantized.dequantized()
+                let q = best!.quantized.dequantized()
                 let te = Harness.time(repeats: 1) { _ = OutputError.relative(original: w, quantized: q, gram: h) }
                 rows.append(Row("  its output error tr(ΔW·H·ΔWᵀ)/tr(W·H·Wᵀ)", seconds: te, flops: 2 * Double(out) * Double(d) * Double(d), sgemm: sgemm))
                 // Baseline: the same two quadratic forms as GEMMs `M·G` (twice the flops), as computed before.
