@@ -46,20 +46,13 @@ public struct PreparedHessian: Sendable {
         let n = hessian.rows
         columns = n
         diagonal = (0..<n).map { Float(hessian[$0, $0]) }
-        var H = hessian
-        var dead = [Bool](repeating: false, count: n)
-        for i in 0..<n where H[i, i] == 0 {
-            H[i, i] = 1
-            dead[i] = true
-        }
+        let dead = (0..<n).map { hessian[$0, $0] == 0 }
         isDead = dead
+        // A dead column gets 1 on the diagonal (its weights are then ignored).
+        let diag = (0..<n).map { dead[$0] ? 1 : hessian[$0, $0] }
         // Act-order: columns by descending diag(H), ties by index.
         var perm = Array(0..<n)
-        if cfg.actOrder {
-            let diag = (0..<n).map { H[$0, $0] }
-            perm.sort { diag[$0] > diag[$1] || (diag[$0] == diag[$1] && $0 < $1) }
-            H = Self.permuted(H, perm)
-        }
+        if cfg.actOrder { perm.sort { diag[$0] > diag[$1] || (diag[$0] == diag[$1] && $0 < $1) } }
         permutation = perm
         if n > 0 && dead.allSatisfy({ $0 }) {
             feedbackFactor = nil
@@ -70,18 +63,21 @@ public struct PreparedHessian: Sendable {
             seconds = elapsedSeconds(since: start)
             return
         }
-        // Damping λ = fraction · mean(diag H), retried with more damping on failure.
-        let meanDiag = (0..<n).reduce(0.0) { $0 + H[$1, $1] } / Double(max(n, 1))
+        // Damping λ = fraction · mean(diag H), retried with more damping on failure. Each try
+        // factorizes `H + λI` (dead columns included) in quantization order, built reversed
+        // (`ReversedCholesky.factorizeReversed`) straight from `hessian`.
+        let meanDiag = diag.reduce(0, +) / Double(max(n, 1))
+        let reversedOrder = Array(perm.reversed())
         var fraction = cfg.dampingFraction
         var failed: [Double] = []
         var factor: Matrix<Double>? = nil
         var lastMinor = 0
         while fraction < 1 {
-            var A = H
-            for i in 0..<n { A[i, i] += fraction * meanDiag }
+            let added = dead.map { fraction * meanDiag + ($0 ? 1 : 0) }
+            var a = Self.permuted(hessian, reversedOrder, addingToDiagonal: added)
             do {
-                try ReversedCholesky.factorize(&A)
-                factor = A
+                try ReversedCholesky.factorizeReversed(&a)
+                factor = a
                 break
             } catch {
                 if case .notPositiveDefinite(let m) = error { lastMinor = m }
@@ -92,7 +88,7 @@ public struct PreparedHessian: Sendable {
         }
         failedDampingFractions = failed
         if let factor {
-            feedbackFactor = Self.feedback(from: factor)
+            feedbackFactor = Self.feedback(fromReversed: factor)
             dampingFraction = fraction
             fallback = nil
             addedDiagonal = dead.map { fraction * meanDiag + ($0 ? 1 : 0) }
@@ -105,16 +101,18 @@ public struct PreparedHessian: Sendable {
         seconds = elapsedSeconds(since: start)
     }
 
-    /// `P·H·Pᵀ` for the permutation `perm` (`(P·H·Pᵀ)_ij = H_{perm[i], perm[j]}`), row by row.
-    private static func permuted(_ h: Matrix<Double>, _ perm: [Int]) -> Matrix<Double> {
+    /// `P·H·Pᵀ + diag(added in P's order)`, lower triangle only: `out_ij = H_{order[i], order[j]}`
+    /// for `j ≤ i`, plus `added[order[i]]` on the diagonal. Row by row over raw buffers.
+    private static func permuted(_ h: Matrix<Double>, _ order: [Int], addingToDiagonal added: [Double]) -> Matrix<Double> {
         let n = h.rows
         var out = Matrix<Double>(rows: n, cols: n)
         h.storage.withUnsafeBufferPointer { src in
             out.storage.withUnsafeMutableBufferPointer { dst in
-                perm.withUnsafeBufferPointer { p in
+                order.withUnsafeBufferPointer { p in
                     for i in 0..<n {
                         let row = src.baseAddress! + p[i] * n, target = dst.baseAddress! + i * n
-                        for j in 0..<n { target[j] = row[p[j]] }
+                        for j in 0...i { target[j] = row[p[j]] }
+                        target[i] += added[p[i]]
                     }
                 }
             }
@@ -122,17 +120,19 @@ public struct PreparedHessian: Sendable {
         return out
     }
 
-    /// `F` from `V` (upper, `n×n`): each column divided by its diagonal element, the diagonal
-    /// replaced by its reciprocal.
-    private static func feedback(from v: Matrix<Double>) -> Matrix<Float> {
-        let n = v.rows
+    /// `F` from the reversed lower factor `L` (`V_kj = L_{n−1−k, n−1−j}`,
+    /// ``ReversedCholesky/factorizeReversed(_:)``): `F_kj = V_kj / V_jj` for `k < j`, `F_kk = 1 / V_kk`.
+    private static func feedback(fromReversed l: Matrix<Double>) -> Matrix<Float> {
+        let n = l.rows
         var f = Matrix<Float>(rows: n, cols: n)
-        v.storage.withUnsafeBufferPointer { p in
-            let inverseDiagonal = (0..<n).map { 1 / p[$0 * n + $0] }
+        l.storage.withUnsafeBufferPointer { p in
+            // inverseDiagonal[k] = 1 / V_kk.
+            let inverseDiagonal = (0..<n).map { 1 / p[(n - 1 - $0) * (n + 1)] }
             f.storage.withUnsafeMutableBufferPointer { q in
                 for k in 0..<n {
+                    let row = p.baseAddress! + (n - 1 - k) * n + (n - 1)   // row[-j] = V_kj
                     q[k * n + k] = Float(inverseDiagonal[k])
-                    for j in (k + 1)..<max(k + 1, n) { q[k * n + j] = Float(p[k * n + j] * inverseDiagonal[j]) }
+                    for j in (k + 1)..<max(k + 1, n) { q[k * n + j] = Float(row[-j] * inverseDiagonal[j]) }
                 }
             }
         }

@@ -16,14 +16,26 @@ public enum ReversedCholesky {
     @inlinable
     public static func factorize<T: BLASScalar>(_ a: inout Matrix<T>) throws(LinearAlgebraError) {
         precondition(a.rows == a.cols, "needs a square matrix")
-        let n = a.rows
-        if n == 0 { return }
+        if a.rows == 0 { return }
         reverse(&a.storage)
-        try a.storage.withUnsafeMutableBufferPointer { (p) throws(LinearAlgebraError) in
-            try T.potrf(.lower, n: n, a: p.baseAddress!, lda: n)
-        }
+        try factorizeReversed(&a)
         reverse(&a.storage)
         a.zeroStrictTriangle(.lower)
+    }
+
+    /// The same factorization for a caller that already holds `A` reversed: replaces `P·A·P`
+    /// (`n×n`, row-major, lower triangle valid) by the lower `L` with `P·A·P = L·Lᵀ`, so that
+    /// `V_kj = L_{n−1−k, n−1−j}`; the strict upper triangle is left as it was. Saves the two
+    /// reversals (and, when the caller builds `P·A·P` while permuting, a copy).
+    /// - Throws: as ``factorize(_:)``.
+    @inlinable
+    package static func factorizeReversed<T: BLASScalar>(_ reversed: inout Matrix<T>) throws(LinearAlgebraError) {
+        precondition(reversed.rows == reversed.cols, "needs a square matrix")
+        let n = reversed.rows
+        if n == 0 { return }
+        try reversed.storage.withUnsafeMutableBufferPointer { (p) throws(LinearAlgebraError) in
+            try T.potrf(.lower, n: n, a: p.baseAddress!, lda: n)
+        }
     }
 
     /// Reverses a buffer in place (P·A·P for a row-major square matrix).
