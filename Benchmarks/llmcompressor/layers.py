@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--group-size", type=int, default=128)
     ap.add_argument("--samples", type=int, default=128)
     ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--layer-args", default="", help="extra options for `quantkit layer` (one string), to compare a variant with the defaults")
     ap.add_argument("--heldout", help="a text whose windows (seed 0) give a second set of inputs to measure the errors on")
     a = ap.parse_args()
 
@@ -78,7 +79,7 @@ def main():
     for name in LINEARS:
         path, packed = os.path.join(a.out, f"{name}.safetensors"), os.path.join(a.out, f"{name}-quantkit.safetensors")
         save_file({"weight": originals[name].contiguous(), "inputs": inputs[name].float().contiguous()}, path)
-        line = json.loads(subprocess.run([a.quantkit, "layer", "--input", path, "--out", packed, "--group-size", str(a.group_size)],
+        line = json.loads(subprocess.run([a.quantkit, "layer", "--input", path, "--out", packed, "--group-size", str(a.group_size)] + a.layer_args.split(),
                                          check=True, capture_output=True, text=True).stdout)
         os.remove(path)
         w = quantkit.unpack(load_file(packed), line["format"], bits=line["bits"], group_size=line["group_size"], sym=line["symmetric"])

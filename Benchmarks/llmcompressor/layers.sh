@@ -3,7 +3,7 @@
 # linears of block 0 of a real model, same calibration windows, errors measured the same way, on
 # the calibration tokens and on as many held-out windows of data/eval.txt.
 #
-#   bash Benchmarks/llmcompressor/layers.sh [MODEL_DIR] [--group-size 128] [--samples 128] [--seqlen 512]
+#   bash Benchmarks/llmcompressor/layers.sh [MODEL_DIR] [--group-size 128] [--samples 128] [--seqlen 512] [--layer-args "--gptq-refine 0"]
 #
 # Uses the environment run.sh installs (~/.cache/quantkit-llmc). Writes out/llmcompressor-layers/layers.json.
 set -euo pipefail

@@ -22,10 +22,13 @@ public struct GPTQConfiguration: Sendable, Hashable {
     public var staticGroups: Bool
     /// Optional MSE search of each group's range instead of plain min–max.
     public var clipSearch: MSEClipSearch?
+    /// Sweeps of coordinate descent on the codes after the GPTQ pass, the grids fixed
+    /// (``CoordinateDescent``; 0 in the reference). Each lowers GPTQ's objective or leaves it.
+    public var refinementSweeps: Int
 
-    /// Settings with the reference's defaults (no act-order, min–max grids).
+    /// Settings with the reference's defaults (no act-order, min–max grids, no refinement).
     public init(scheme: QuantScheme, blockSize: Int = 128, dampingFraction: Double = 0.01, dampingIncrement: Double = 0.01,
-                actOrder: Bool = false, staticGroups: Bool = false, clipSearch: MSEClipSearch? = nil) {
+                actOrder: Bool = false, staticGroups: Bool = false, clipSearch: MSEClipSearch? = nil, refinementSweeps: Int = 0) {
         self.scheme = scheme
         self.blockSize = max(1, blockSize)
         self.dampingFraction = dampingFraction
@@ -33,6 +36,7 @@ public struct GPTQConfiguration: Sendable, Hashable {
         self.actOrder = actOrder
         self.staticGroups = staticGroups
         self.clipSearch = clipSearch
+        self.refinementSweeps = max(0, refinementSweeps)
     }
 }
 

@@ -130,6 +130,13 @@ public enum GPTQSolver {
                 }
             }
         }
+        // Refinement: coordinate descent on the codes, the grids fixed; `loss` becomes its objective.
+        if cfg.refinementSweeps > 0, let a = prepared.dampedHessian {
+            loss = CoordinateDescent.refine(codes: &codesT, weight: original.storage, dampedHessian: a, outputs: rows, scheme: scheme,
+                                            sweeps: cfg.refinementSweeps, blockSize: B) { k in
+                dynamicGroups ? groupGrids[k / gs] : fixedGrids[perm[k] / gs]
+            }
+        }
         diagnostics.loss = loss / 2
         diagnostics.loopSeconds = elapsedSeconds(since: loopStart)
         _ = start

@@ -20,6 +20,10 @@ public struct PreparedHessian: Sendable {
     /// rounding error in GPTQ's objective. `F_jj` is the diagonal of the reference's `U`, the upper
     /// factor of `(H + λI)⁻¹` (`U = V⁻¹`).
     public let feedbackFactor: Matrix<Float>?
+    /// `A = H + diag(addedDiagonal)`, the matrix that was factored, in quantization order (`[in ×
+    /// in]`, Float, both triangles) — kept only for the refinement sweeps
+    /// (``GPTQConfiguration/refinementSweeps`` > 0), `nil` otherwise.
+    package let dampedHessian: Matrix<Float>?
     /// The damping fraction that made `H` positive definite (`nil` when the fallback was used).
     public let dampingFraction: Double?
     /// Damping fractions tried before, whose Cholesky factorization failed.
@@ -56,6 +60,7 @@ public struct PreparedHessian: Sendable {
         permutation = perm
         if n > 0 && dead.allSatisfy({ $0 }) {
             feedbackFactor = nil
+            dampedHessian = nil
             dampingFraction = nil
             failedDampingFractions = []
             fallback = .noCalibrationSignal
@@ -89,11 +94,14 @@ public struct PreparedHessian: Sendable {
         failedDampingFractions = failed
         if let factor {
             feedbackFactor = Self.feedback(fromReversed: factor)
+            let added = dead.map { fraction * meanDiag + ($0 ? 1 : 0) }
+            dampedHessian = cfg.refinementSweeps > 0 ? Self.permutedFloat(hessian, perm, addingToDiagonal: added) : nil
             dampingFraction = fraction
             fallback = nil
-            addedDiagonal = dead.map { fraction * meanDiag + ($0 ? 1 : 0) }
+            addedDiagonal = added
         } else {
             feedbackFactor = nil
+            dampedHessian = nil
             dampingFraction = nil
             fallback = .choleskyFailed(lastMinor: lastMinor)
             addedDiagonal = []
@@ -114,6 +122,22 @@ public struct PreparedHessian: Sendable {
                         for j in 0...i { target[j] = row[p[j]] }
                         target[i] += added[p[i]]
                     }
+                }
+            }
+        }
+        return out
+    }
+
+    /// `P·H·Pᵀ + diag(added in P's order)` in Float, both triangles: `out_ij = H_{perm[i], perm[j]}`.
+    private static func permutedFloat(_ h: Matrix<Double>, _ perm: [Int], addingToDiagonal added: [Double]) -> Matrix<Float> {
+        let n = h.rows
+        var out = Matrix<Float>(rows: n, cols: n)
+        h.storage.withUnsafeBufferPointer { src in
+            out.storage.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<n {
+                    let row = src.baseAddress! + perm[i] * n, target = dst.baseAddress! + i * n
+                    for j in 0..<n { target[j] = Float(row[perm[j]]) }
+                    target[i] = Float(row[perm[i]] + added[perm[i]])
                 }
             }
         }
@@ -163,13 +187,21 @@ public struct PreparedHessian: Sendable {
             factor = f
         }
         let added = addedDiagonal.isEmpty ? [] : zip(addedDiagonal, s).map { $0 / (Double($1) * Double($1)) }
+        var damped = dampedHessian
+        if var a = damped {
+            let n = columns, inverse = permutation.map { 1 / s[$0] }
+            a.storage.withUnsafeMutableBufferPointer { p in
+                for i in 0..<n { for j in 0..<n { p[i * n + j] *= inverse[i] * inverse[j] } }
+            }
+            damped = a
+        }
         return PreparedHessian(columns: columns, isDead: isDead, diagonal: zip(diagonal, s).map { $0 / ($1 * $1) },
-                               permutation: permutation, feedbackFactor: factor, dampingFraction: dampingFraction,
+                               permutation: permutation, feedbackFactor: factor, dampedHessian: damped, dampingFraction: dampingFraction,
                                failedDampingFractions: failedDampingFractions, fallback: fallback, addedDiagonal: added,
                                seconds: elapsedSeconds(since: start))
     }
 
-    private init(columns: Int, isDead: [Bool], diagonal: [Float], permutation: [Int], feedbackFactor: Matrix<Float>?,
+    private init(columns: Int, isDead: [Bool], diagonal: [Float], permutation: [Int], feedbackFactor: Matrix<Float>?, dampedHessian: Matrix<Float>?,
                  dampingFraction: Double?, failedDampingFractions: [Double], fallback: GPTQDiagnostics.Fallback?,
                  addedDiagonal: [Double], seconds: Double) {
         self.columns = columns
@@ -177,6 +209,7 @@ public struct PreparedHessian: Sendable {
         self.diagonal = diagonal
         self.permutation = permutation
         self.feedbackFactor = feedbackFactor
+        self.dampedHessian = dampedHessian
         self.dampingFraction = dampingFraction
         self.failedDampingFractions = failedDampingFractions
         self.fallback = fallback

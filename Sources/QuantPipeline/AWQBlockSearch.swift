@@ -41,7 +41,7 @@ struct AWQBlockSearch {
     }
 
     /// For `awq-gptq` (unless `awqSearchWithGPTQ` is off): each candidate's balanced linears are
-    /// GPTQ-solved with the run's own settings (act-order, range search) on the Hessian of the
+    /// GPTQ-solved with the run's own settings (act-order, range search; not the refinement sweeps) on the Hessian of the
     /// search input scaled by `1/s`, so the scales are judged by the quantizer that will follow.
     /// The search Hessian is factored once: each candidate's factor is that one rescaled
     /// (``PreparedHessian/dividingInputs(by:)``: damping scaled with the inputs, act-order of the
@@ -60,7 +60,10 @@ struct AWQBlockSearch {
         guard options.method == .awqGPTQ && options.awqSearchWithGPTQ else { return nil }
         var acc = HessianAccumulator(columns: xs.cols, name: name)
         try acc.add(xs)
-        let cfg = options.gptqConfiguration
+        // Candidates are judged without the refinement sweeps (about one more GPTQ pass each, on
+        // 21 candidates per mapping); the final solve runs them.
+        var cfg = options.gptqConfiguration
+        cfg.refinementSweeps = 0
         let unscaled = try PreparedHessian(acc.takeHessian(), configuration: cfg)
         return { weights, s in
             let prepared = unscaled.dividingInputs(by: s)

@@ -11,9 +11,11 @@ import QuantCore
 /// holds it yet (so that a stop can save it); at the attention stage the normed input, q, k, v and
 /// the heads' output; at the MLP stage the normed input, the `N × intermediate` input of down_proj
 /// and one chunk of the gate/up products (``DecoderBlock/mlpChunkRows``); the block's weights in
-/// float32 twice (checkpoint and quantized copies); and the widest input's Hessian in its three
-/// forms (the Double sum, the Float partial, the damped Double factor: 20 bytes per element, plus
-/// 8 for the solver's copy). A mixture-of-experts layer holds all its experts' weights (twice), and
+/// float32 twice (checkpoint and quantized copies); and the widest input's Hessian in its forms
+/// (the Double Hessian, the damped Double matrix being factored, the Float feedback factor and,
+/// for the refinement sweeps, the Float damped Hessian: 24 bytes per element; while it is summed,
+/// the Double sum and a Float partial); 28 are allowed, for AWQ+GPTQ's rescaled copies. A
+/// mixture-of-experts layer holds all its experts' weights (twice), and
 /// at its MLP stage the normed input, the sparse output, one expert's gathered rows (at most every
 /// row) and their intermediate. The embedding table is read once, before the first block.
 /// Compared with the measured peak RSS of real runs in `docs/qwen2.5-coder-1.5b.md`.

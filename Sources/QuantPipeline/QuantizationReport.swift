@@ -45,7 +45,7 @@ public struct PhaseSeconds: Codable, Sendable, Equatable {
     public var awqSearch = 0.0
     /// Hessian accumulation (`Σ xᵀx`).
     public var hessians = 0.0
-    /// Damping, act-order permutation and the Cholesky factor of `H⁻¹`.
+    /// Damping, act-order permutation and the Cholesky factor of `H + λI` (`PreparedHessian`).
     public var factorizations = 0.0
     /// GPTQ solves and RTN, with their range searches.
     public var solves = 0.0
@@ -99,6 +99,8 @@ public struct QuantizationReport: Codable, Sendable {
     public var staticGroups: Bool
     /// GPTQ damping fraction requested.
     public var damping: Double
+    /// GPTQ methods: refinement sweeps after each GPTQ pass (`--gptq-refine`).
+    public var gptqRefinementSweeps: Int? = nil
     /// The packed layout written.
     public var format: String
     /// The calibration text (`nil`: RTN without calibration).

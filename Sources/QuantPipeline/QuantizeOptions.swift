@@ -39,6 +39,9 @@ public enum RecommendedSettings {
     /// GPTQ's range search: squared error weighted by `diag H` (14.12 against 14.96 for min–max,
     /// GPTQ W4 g64 asym).
     public static let gptqClip: MSEClipSearch? = weightedRangeSearch
+    /// GPTQ: one sweep of coordinate descent on the codes after the GPTQ pass (see `docs/design.md`,
+    /// "Refining GPTQ's codes by coordinate descent").
+    public static let gptqRefinementSweeps = 1
     /// The range search GPTQ and AWQ use: squared error weighted by `diag H` (or `E[x²]`), 100
     /// shrinks of min and max together down to 0.2 of the range.
     public static let weightedRangeSearch = MSEClipSearch(norm: 2, weighted: true)
@@ -124,6 +127,8 @@ public struct QuantizeOptions: Sendable {
     public var errorTokens: Int
     /// GPTQ: range search of each group's grid (`nil`: plain min–max).
     public var gptqClip: MSEClipSearch?
+    /// GPTQ: sweeps of coordinate descent on the codes after the GPTQ pass (0: none).
+    public var gptqRefinementSweeps: Int
     /// Largest safetensors shard to write, in bytes (`nil`: one `model.safetensors`).
     public var maxShardBytes: Int? = nil
     /// Mixture of experts: an expert routed fewer calibration tokens than this is calibrated on
@@ -139,7 +144,8 @@ public struct QuantizeOptions: Sendable {
                 seed: UInt64 = RecommendedSettings.seed, skip: [String] = [], awqSearchTokens: Int = RecommendedSettings.awqSearchTokens,
                 awqOrder: AWQSearchOrder = RecommendedSettings.awqOrder, awqGrid: AWQSearchOptions.Grid = RecommendedSettings.awqGrid,
                 awqClip: AWQClipMode = RecommendedSettings.awqClip, awqSearchWithGPTQ: Bool = RecommendedSettings.awqSearchWithGPTQ,
-                measureErrors: Bool = true, errorTokens: Int = 16_384, gptqClip: MSEClipSearch? = RecommendedSettings.gptqClip) {
+                measureErrors: Bool = true, errorTokens: Int = 16_384, gptqClip: MSEClipSearch? = RecommendedSettings.gptqClip,
+                gptqRefinementSweeps: Int = RecommendedSettings.gptqRefinementSweeps) {
         let order = actOrder ?? RecommendedSettings.actOrder(for: method)
         self.method = method
         self.scheme = scheme
@@ -160,6 +166,7 @@ public struct QuantizeOptions: Sendable {
         self.measureErrors = measureErrors
         self.errorTokens = errorTokens
         self.gptqClip = gptqClip
+        self.gptqRefinementSweeps = gptqRefinementSweeps
     }
 
     /// The recommended options for `method` at `bits` and `groupSize` (`nil`: whole rows), with
@@ -189,6 +196,7 @@ public struct QuantizeOptions: Sendable {
         if (method == .rtn || method == .awq) && (actOrder || staticGroups) { throw fail("--act-order and --static-groups apply to GPTQ methods only") }
         if staticGroups && !actOrder { throw fail("static groups only matter with act-order") }
         if !(damping > 0 && damping < 1) { throw fail("--damp must be in (0, 1)") }
+        if gptqRefinementSweeps < 0 { throw fail("--gptq-refine must be ≥ 0") }
         if samples < 1 || sequenceLength < 2 { throw fail("--samples must be ≥ 1 and --seqlen ≥ 2") }
         if let maxShardBytes, maxShardBytes < 1 << 20 { throw fail("--max-shard-size must be at least 1MB") }
         if let expertMinimumTokens, expertMinimumTokens < 0 { throw fail("--expert-min-tokens must be ≥ 0") }
@@ -200,7 +208,7 @@ public struct QuantizeOptions: Sendable {
     /// The GPTQ solver settings these options imply.
     public var gptqConfiguration: GPTQConfiguration {
         GPTQConfiguration(scheme: scheme, blockSize: blockSize, dampingFraction: damping, actOrder: actOrder, staticGroups: staticGroups,
-                          clipSearch: gptqClip)
+                          clipSearch: gptqClip, refinementSweeps: gptqRefinementSweeps)
     }
 
     /// The checkpoint's `quantization_config`.

@@ -11,8 +11,9 @@ struct LayerCommand: ParsableCommand {
         commandName: "layer",
         abstract: "Quantize one linear layer from a safetensors file holding `weight` [out, in] and `inputs` [tokens, in] (or `hessian` [in, in]).",
         discussion: """
-        Every method runs with the same settings and defaults as in `quantize` (act-order with static groups and \
-        the weighted range search for gptq and awq-gptq, the duo scale grid and weighted range search for awq). \
+        Every method runs with the same settings and defaults as in `quantize` (act-order with static groups, \
+        the weighted range search and one refinement sweep for gptq and awq-gptq, the duo scale grid and weighted \
+        range search for awq). \
         Writes the packed tensors to --out and prints one JSON line: method, bits, group_size, symmetric, format, \
         relative_error (‖WXᵀ − ŴXᵀ‖²/‖WXᵀ‖² over the given inputs), rtn_relative_error (the same for RTN on the \
         same grid), loss, damping, seconds. With the AWQ methods the packed weight is W·diag(s) and the file also \

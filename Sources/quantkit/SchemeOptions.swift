@@ -71,6 +71,9 @@ struct SolverOptions: ParsableArguments {
     @Option(name: .customLong("gptq-clip"), help: "GPTQ group-range search: weighted (the default: squared error weighted by diag H, 100 steps, shrink ≤ 0.8), mse (the reference's mse option: norm 2.4, unweighted), none (plain min–max).")
     var gptqClip: GPTQClip = RecommendedSettings.gptqClip == nil ? .none : .weighted
 
+    @Option(name: .customLong("gptq-refine"), help: "GPTQ: sweeps of coordinate descent on the codes after the GPTQ pass, grids fixed (0: plain GPTQ). Each sweep costs about one more GPTQ pass.")
+    var gptqRefine: Int = RecommendedSettings.gptqRefinementSweeps
+
     @Option(help: "GPTQ damping, as a fraction of mean(diag H).")
     var damp: Double = RecommendedSettings.damping
 
@@ -103,7 +106,8 @@ struct SolverOptions: ParsableArguments {
         let order = actOrder ?? RecommendedSettings.actOrder(for: method)
         return QuantizeOptions(method: method, scheme: scheme, format: format, actOrder: order, staticGroups: order && !dynamicGroups,
                                damping: damp, blockSize: blockSize, awqSearchTokens: awqSearchTokens, awqGrid: awqGrid,
-                               awqClip: awqClip, awqSearchWithGPTQ: !awqSearchRTN, gptqClip: gptqClip.search)
+                               awqClip: awqClip, awqSearchWithGPTQ: !awqSearchRTN, gptqClip: gptqClip.search,
+                               gptqRefinementSweeps: gptqRefine)
     }
 }
 

@@ -56,11 +56,15 @@ import TestSupport
     /// `δ = Uᵀe` for the scaled errors `e_i = (w_i − q_i)/U_ii` it feeds back, so its objective
     /// `½Σe²` must equal `½·tr(δ·(H + λI)·δᵀ)` with `δ = W − Q` — whatever the grids, order or
     /// block size. A wrong update (factor, block boundary, permutation) breaks the equality.
-    @Test(arguments: [(4, true, false, false, 1), (8, false, true, true, 5), (8, true, true, false, 128), (nil, false, false, false, 7)])
-    func lossIsTheDampedQuadraticFormOfTheFinalError(groupSize: Int?, symmetric: Bool, actOrder: Bool, staticGroups: Bool, block: Int) throws {
+    /// The same holds after refinement sweeps (``CoordinateDescent``), whose objective it is.
+    @Test(arguments: [(4, true, false, false, 1, 0), (8, false, true, true, 5, 0), (8, true, true, false, 128, 0), (nil, false, false, false, 7, 0),
+                      (4, true, false, false, 3, 1), (8, false, true, true, 5, 2), (8, true, true, false, 128, 1)])
+    func lossIsTheDampedQuadraticFormOfTheFinalError(groupSize: Int?, symmetric: Bool, actOrder: Bool, staticGroups: Bool, block: Int,
+                                                     sweeps: Int) throws {
         let (w, h, _) = try problem(rows: 12, cols: 32, tokens: 128, seed: 77)
         let cfg = GPTQConfiguration(scheme: try QuantScheme(bits: 3, groupSize: groupSize, symmetric: symmetric), blockSize: block,
-                                    actOrder: actOrder, staticGroups: staticGroups, clipSearch: MSEClipSearch(norm: 2, weighted: true))
+                                    actOrder: actOrder, staticGroups: staticGroups, clipSearch: MSEClipSearch(norm: 2, weighted: true),
+                                    refinementSweeps: sweeps)
         let r = try GPTQSolver.quantize(weight: w, hessian: h, configuration: cfg)
         let q = r.quantized.dequantized()
         let n = w.cols

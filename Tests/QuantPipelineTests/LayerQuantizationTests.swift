@@ -14,6 +14,8 @@ import TestSupport
         let gptq = try QuantizeOptions(method: .gptq)
         #expect(gptq.scheme.symmetric && gptq.scheme.bits == 4 && gptq.scheme.groupSize == 128)
         #expect(gptq.format == .gptq && gptq.actOrder && gptq.staticGroups && gptq.gptqClip?.weighted == true && gptq.gptqClip?.norm == 2)
+        #expect(gptq.gptqRefinementSweeps == 1 && gptq.gptqConfiguration.refinementSweeps == 1)
+        #expect(throws: PipelineError.self) { var o = gptq; o.gptqRefinementSweeps = -1; try o.validate() }
         let awq = try QuantizeOptions(method: .awq)
         #expect(!awq.scheme.symmetric && awq.format == .awq && !awq.actOrder && awq.awqClip == .weighted && awq.awqGrid == .duo)
         let both = try QuantizeOptions(method: .awqGPTQ)

@@ -65,6 +65,15 @@ enum LayerBenchmarks {
                 // The lazy-batch phase: out·in² flops (the trailing GEMMs dominate).
                 rows.append(Row("  lazy-batch loop of the above", seconds: diag.loopSeconds, flops: Double(out) * Double(d) * Double(d), sgemm: sgemm))
                 guard actOrder else { continue }
+                // The same solve with one refinement sweep (`--gptq-refine 1`): about one more loop.
+                var refinedConfig = cfg
+                refinedConfig.refinementSweeps = 1
+                var refined: GPTQResult? = nil
+                let tr = try Harness.time(repeats: 1) { refined = try GPTQSolver.quantize(weight: w, hessian: h, configuration: refinedConfig) }
+                let rd = refined!.diagnostics
+                rows.append(Row("  the same with one refinement sweep", seconds: tr, sgemm: sgemm,
+                                note: String(format: "factor %.2f s, loop and sweep %.2f s; GPTQ objective ×%.3f", rd.factorSeconds,
+                                             rd.loopSeconds, rd.loss! / diag.loss!)))
                 // The report's relative output error: two syrks of out·in² flops each.
                 let q = best!.quantized.dequantized()
                 let te = Harness.time(repeats: 1) { _ = OutputError.relative(original: w, quantized: q, gram: h) }

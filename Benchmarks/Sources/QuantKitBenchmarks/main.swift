@@ -3,7 +3,7 @@ import QuantCore
 import QuantPipeline
 
 // quantkit-bench [layer|awq|forward|block|model|all] [--quick] [--threads N] [--json FILE]
-//   layer    Hessian (in = 4096, 11008; 16,384 tokens), Cholesky inverse, GPTQ solves 4096×4096 / 4096×11008
+//   layer    Hessian (in = 4096, 11008; 16,384 tokens), Cholesky factor, GPTQ solves 4096×4096 / 4096×11008 (and one refinement sweep)
 //   awq      AWQ searches at the LLaMA-7B MLP shape (8,192 tokens)
 //   forward  fixture forward pass, 2048-token windows
 //   block    one fixture block over the calibration tokens: linears, attention, Hessians
