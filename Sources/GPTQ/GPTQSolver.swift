@@ -132,8 +132,8 @@ public enum GPTQSolver {
         }
         // Refinement: coordinate descent on the codes, the grids fixed; `loss` becomes its objective.
         if cfg.refinementSweeps > 0, let a = prepared.dampedHessian {
-            loss = CoordinateDescent.refine(codes: &codesT, weight: original.storage, dampedHessian: a, outputs: rows, scheme: scheme,
-                                            sweeps: cfg.refinementSweeps, blockSize: B) { k in
+            loss = CoordinateDescent.refine(codes: &codesT, running: Wt.storage, feedback: F, dampedUpper: a, objective: loss,
+                                            outputs: rows, scheme: scheme, sweeps: cfg.refinementSweeps, blockSize: B) { k in
                 dynamicGroups ? groupGrids[k / gs] : fixedGrids[perm[k] / gs]
             }
         }

@@ -21,8 +21,8 @@ public struct PreparedHessian: Sendable {
     /// factor of `(H + λI)⁻¹` (`U = V⁻¹`).
     public let feedbackFactor: Matrix<Float>?
     /// `A = H + diag(addedDiagonal)`, the matrix that was factored, in quantization order (`[in ×
-    /// in]`, Float, both triangles) — kept only for the refinement sweeps
-    /// (``GPTQConfiguration/refinementSweeps`` > 0), `nil` otherwise.
+    /// in]`, Float, upper triangle; the strict lower one is zero) — kept only for the refinement
+    /// sweeps (``GPTQConfiguration/refinementSweeps`` > 0), `nil` otherwise.
     package let dampedHessian: Matrix<Float>?
     /// The damping fraction that made `H` positive definite (`nil` when the fallback was used).
     public let dampingFraction: Double?
@@ -76,10 +76,13 @@ public struct PreparedHessian: Sendable {
         var fraction = cfg.dampingFraction
         var failed: [Double] = []
         var factor: Matrix<Double>? = nil
+        var added: [Double] = []
+        var upper: Matrix<Float>? = nil
         var lastMinor = 0
         while fraction < 1 {
-            let added = dead.map { fraction * meanDiag + ($0 ? 1 : 0) }
+            added = dead.map { fraction * meanDiag + ($0 ? 1 : 0) }
             var a = Self.permuted(hessian, reversedOrder, addingToDiagonal: added)
+            upper = cfg.refinementSweeps > 0 ? Self.upperFloat(fromReversed: a) : nil
             do {
                 try ReversedCholesky.factorizeReversed(&a)
                 factor = a
@@ -94,8 +97,7 @@ public struct PreparedHessian: Sendable {
         failedDampingFractions = failed
         if let factor {
             feedbackFactor = Self.feedback(fromReversed: factor)
-            let added = dead.map { fraction * meanDiag + ($0 ? 1 : 0) }
-            dampedHessian = cfg.refinementSweeps > 0 ? Self.permutedFloat(hessian, perm, addingToDiagonal: added) : nil
+            dampedHessian = upper
             dampingFraction = fraction
             fallback = nil
             addedDiagonal = added
@@ -128,16 +130,16 @@ public struct PreparedHessian: Sendable {
         return out
     }
 
-    /// `P·H·Pᵀ + diag(added in P's order)` in Float, both triangles: `out_ij = H_{perm[i], perm[j]}`.
-    private static func permutedFloat(_ h: Matrix<Double>, _ perm: [Int], addingToDiagonal added: [Double]) -> Matrix<Float> {
-        let n = h.rows
+    /// The upper triangle of `A` in Float from its reversed lower triangle (`A_kl` = `reversed_{n−1−k, n−1−l}`,
+    /// `l ≥ k`): a sequential pass, before `potrf` overwrites `reversed`. The strict lower triangle is zero.
+    private static func upperFloat(fromReversed reversed: Matrix<Double>) -> Matrix<Float> {
+        let n = reversed.rows
         var out = Matrix<Float>(rows: n, cols: n)
-        h.storage.withUnsafeBufferPointer { src in
+        reversed.storage.withUnsafeBufferPointer { src in
             out.storage.withUnsafeMutableBufferPointer { dst in
-                for i in 0..<n {
-                    let row = src.baseAddress! + perm[i] * n, target = dst.baseAddress! + i * n
-                    for j in 0..<n { target[j] = Float(row[perm[j]]) }
-                    target[i] = Float(row[perm[i]] + added[perm[i]])
+                for k in 0..<n {
+                    let row = src.baseAddress! + (n - 1 - k) * n + (n - 1), target = dst.baseAddress! + k * n   // row[-l] = A_kl
+                    for l in k..<n { target[l] = Float(row[-l]) }
                 }
             }
         }

@@ -49,6 +49,11 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable {
     static func trsmUnit(_ uplo: Triangle, _ transA: Transpose, m: Int, n: Int, a: UnsafePointer<Self>, lda: Int,
                          b: UnsafeMutablePointer<Self>, ldb: Int)
 
+    /// `B ← alpha·op(A)·B` for `A` (`m×m`) triangular in `uplo` with a unit diagonal (its stored
+    /// diagonal is not read), `B` `m×n` (`trmm`, row-major).
+    static func trmmUnit(_ uplo: Triangle, _ transA: Transpose, m: Int, n: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
+                         b: UnsafeMutablePointer<Self>, ldb: Int)
+
     /// Cholesky factorization in place (`potrf`). With `.upper` the triangle becomes `U` with
     /// `A = UᵀU`; with `.lower`, `L` with `A = LLᵀ`. The other triangle is not touched.
     static func potrf(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Self>, lda: Int) throws(LinearAlgebraError)
@@ -107,6 +112,12 @@ extension Float: BLASScalar {
                     1, a, Int32(lda), b, Int32(ldb))
     }
 
+    public static func trmmUnit(_ uplo: Triangle, _ transA: Transpose, m: Int, n: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                                b: UnsafeMutablePointer<Float>, ldb: Int) {
+        cblas_strmm(CblasRowMajor, CblasLeft, uplo.cblas, cblasTrans(transA), CblasUnit, Int32(m), Int32(n),
+                    alpha, a, Int32(lda), b, Int32(ldb))
+    }
+
     /// Cholesky factorization in place (LAPACK `potrf`, row-major); throws when `A` is not positive definite.
     public static func potrf(_ uplo: Triangle, n: Int, a: UnsafeMutablePointer<Float>, lda: Int) throws(LinearAlgebraError) {
         try checkInfo(LAPACKE_spotrf_work(colMajor, uplo.columnMajorFlag, Int32(n), a, Int32(lda)), "spotrf") { .notPositiveDefinite(minor: $0) }
@@ -153,6 +164,12 @@ extension Double: BLASScalar {
                                 b: UnsafeMutablePointer<Double>, ldb: Int) {
         cblas_dtrsm(CblasRowMajor, CblasLeft, uplo.cblas, cblasTrans(transA), CblasUnit, Int32(m), Int32(n),
                     1, a, Int32(lda), b, Int32(ldb))
+    }
+
+    public static func trmmUnit(_ uplo: Triangle, _ transA: Transpose, m: Int, n: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
+                                b: UnsafeMutablePointer<Double>, ldb: Int) {
+        cblas_dtrmm(CblasRowMajor, CblasLeft, uplo.cblas, cblasTrans(transA), CblasUnit, Int32(m), Int32(n),
+                    alpha, a, Int32(lda), b, Int32(ldb))
     }
 
     /// Cholesky factorization in place (LAPACK `potrf`, row-major); throws when `A` is not positive definite.

@@ -41,8 +41,9 @@ struct AWQBlockSearch {
     }
 
     /// For `awq-gptq` (unless `awqSearchWithGPTQ` is off): each candidate's balanced linears are
-    /// GPTQ-solved with the run's own settings (act-order, range search; not the refinement sweeps) on the Hessian of the
-    /// search input scaled by `1/s`, so the scales are judged by the quantizer that will follow.
+    /// GPTQ-solved with the run's own settings (act-order, range search; not the refinement
+    /// sweeps) on the Hessian of the search input scaled by `1/s`, so the scales are judged by the
+    /// quantizer that will follow.
     /// The search Hessian is factored once: each candidate's factor is that one rescaled
     /// (``PreparedHessian/dividingInputs(by:)``: damping scaled with the inputs, act-order of the
     /// unscaled diagonal), instead of one factorization per candidate — 21 per mapping, which on
