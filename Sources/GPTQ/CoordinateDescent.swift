@@ -39,7 +39,7 @@ public enum CoordinateDescent {
         for k in 0..<n {
             let g = grid(k), d = f[k, k]
             for o in 0..<out {
-                let q = g[o].scale * (Float(codes[k * out + o]) - Float(g[o].zero))
+                let q = g[o].value(codes[k * out + o])
                 r[k * out + o] = (running[k * out + o] - q) / (d * d)
             }
         }
@@ -93,11 +93,11 @@ public enum CoordinateDescent {
         var delta = 0.0
         for o in 0..<out {
             let x = k * out + o, g = grids[o]
-            let current = g.scale * (Float(codes[x]) - Float(g.zero))
+            let current = g.value(codes[x])
             let code = scheme.code(current - r[x] / akk, on: g)
             var step: Float = 0
             if code != codes[x] {
-                step = g.scale * (Float(code) - Float(g.zero)) - current
+                step = g.value(code) - current
                 codes[x] = code
                 delta += Double(step) * (2 * Double(r[x]) + Double(step) * Double(akk))
             }

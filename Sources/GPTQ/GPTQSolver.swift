@@ -105,7 +105,7 @@ public enum GPTQSolver {
                                     for o in 0..<rows {
                                         let g = grid[o]
                                         let code = scheme.code(wi[o], on: g)
-                                        let q = g.scale * (Float(code) - Float(g.zero))
+                                        let q = g.value(code)
                                         let diff = wi[o] - q
                                         codes[i * rows + o] = code
                                         ei[o] = q - w0i[o]

@@ -193,7 +193,7 @@ public struct PreparedHessian: Sendable {
         if var a = damped {
             let n = columns, inverse = permutation.map { 1 / s[$0] }
             a.storage.withUnsafeMutableBufferPointer { p in
-                for i in 0..<n { for j in 0..<n { p[i * n + j] *= inverse[i] * inverse[j] } }
+                for i in 0..<n { for j in i..<n { p[i * n + j] *= inverse[i] * inverse[j] } }   // the upper triangle
             }
             damped = a
         }

@@ -9,6 +9,10 @@ public struct GroupGrid: Sendable, Equatable {
     /// The code that represents 0.0, in `0...maxq`.
     public var zero: Int32
 
+    /// The value `code` stands for: `scale · (code − zero)`.
+    @inlinable @inline(__always)
+    public func value(_ code: UInt8) -> Float { scale * (Float(code) - Float(zero)) }
+
     /// A grid from its scale and integer zero point.
     public init(scale: Float, zero: Int32) {
         self.scale = scale
@@ -122,6 +126,6 @@ extension QuantScheme {
     /// `x` snapped to `grid`: `scale · (code(x) − zero)`.
     @inlinable @inline(__always)
     public func fakeQuantize(_ x: Float, on grid: GroupGrid) -> Float {
-        grid.scale * (Float(code(x, on: grid)) - Float(grid.zero))
+        grid.value(code(x, on: grid))
     }
 }

@@ -65,7 +65,7 @@ enum LayerBenchmarks {
                 // The lazy-batch phase: out·in² flops (the trailing GEMMs dominate).
                 rows.append(Row("  lazy-batch loop of the above", seconds: diag.loopSeconds, flops: Double(out) * Double(d) * Double(d), sgemm: sgemm))
                 guard actOrder else { continue }
-                // The same solve with one refinement sweep (`--gptq-refine 1`): about one more loop.
+                // The same solve with one refinement sweep (`--gptq-refine 1`): about two more loops.
                 var refinedConfig = cfg
                 refinedConfig.refinementSweeps = 1
                 var refined: GPTQResult? = nil
