@@ -10,10 +10,15 @@ public enum ProcessTuning {
     /// glibc serves those with fresh `mmap`s by default, so every allocation costs page faults
     /// (measured: about half of a quantization run went to system time). With mmap disabled and
     /// trimming off, freed blocks are reused. Peak RSS stays bounded by the largest live set.
+    ///
+    /// Trimming is switched off with −1 (glibc: no threshold at all), not with `Int32.max`: a
+    /// 2 GiB threshold still let the heap shrink by 2.5 GiB after each block of a 1.5B model and
+    /// fault it back in during the next (17 million page faults, 16 % of the CPU time in the
+    /// kernel, in a 32 × 512 run of Qwen2.5-Coder-1.5B).
     public static func retainFreedMemory() {
         #if os(Linux)
         mallopt(M_MMAP_MAX, 0)
-        mallopt(M_TRIM_THRESHOLD, Int32.max)
+        mallopt(M_TRIM_THRESHOLD, -1)
         mallopt(M_TOP_PAD, 64 << 20)
         #endif
     }

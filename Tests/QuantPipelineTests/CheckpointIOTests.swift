@@ -130,20 +130,20 @@ import TestSupport
 
     @Test func memoryEstimateCountsTheLargestParts() throws {
         // Qwen2.5-1.5B's shape at 128 × 512 tokens: hidden states 65,536 × 1536 floats, the MLP stage's
-        // 65,536 × (1536 + 8960) floats plus two 4096 × 8960 chunks, the 8960² Hessian at 28 bytes.
+        // 65,536 × (1536 + 8960) floats plus two 4096 × 8960 chunks, the 8960² Hessian at 32 bytes.
         let c = ModelConfig(hiddenSize: 1536, intermediateSize: 8960, layerCount: 28, headCount: 12, keyValueHeadCount: 2,
                             headDimension: 128, vocabularySize: 151_936)
         let e = MemoryEstimate(config: c, tokens: 65_536)
         #expect(e.hiddenStates == 65_536 * 1536 * 4)
         #expect(e.stageActivations == 65_536 * (1536 + 8960) * 4 + 2 * 4096 * 8960 * 4)
-        #expect(e.hessian == 8960 * 8960 * 28)
+        #expect(e.hessian == 8960 * 8960 * 32)
         // The block's input is a second copy of the hidden states until a checkpoint holds it.
         #expect(e.blockInput == e.hiddenStates)
         #expect(e.peak == e.overhead + 2 * e.hiddenStates + e.stageActivations + e.blockWeights + e.hessian)
         // Halving the tokens lowers the activation parts by about half.
         let half = MemoryEstimate(config: c, tokens: 32_768)
         #expect(half.hiddenStates * 2 == e.hiddenStates && half.peak < e.peak)
-        // A LLaMA-3-8B shape at 128 × 512 tokens is predicted to fit in 24 GiB (14.2 GiB).
+        // A LLaMA-3-8B shape at 128 × 512 tokens is predicted to fit in 24 GiB (14.9 GiB).
         let llama8B = ModelConfig(hiddenSize: 4096, intermediateSize: 14336, layerCount: 32, headCount: 32, keyValueHeadCount: 8,
                                   headDimension: 128, vocabularySize: 128_256)
         #expect(MemoryEstimate(config: llama8B, tokens: 65_536).peak < 15 << 30)
