@@ -9,7 +9,8 @@ public enum ProcessTuning {
     /// The forward pass allocates and frees activation matrices of hundreds of MB per block;
     /// glibc serves those with fresh `mmap`s by default, so every allocation costs page faults
     /// (measured: about half of a quantization run went to system time). With mmap disabled and
-    /// trimming off, freed blocks are reused. Peak RSS stays bounded by the largest live set.
+    /// trimming off, freed blocks are reused. Peak RSS is the heap's high-water mark: the largest
+    /// live set plus the holes between live blocks (`MemoryEstimate` in QuantPipeline allows for them).
     ///
     /// Trimming is switched off with −1 (glibc: no threshold at all), not with `Int32.max`: a
     /// 2 GiB threshold still let the heap shrink by 2.5 GiB after each block of a 1.5B model and

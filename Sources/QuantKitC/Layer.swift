@@ -222,6 +222,8 @@ public func qk_quantize_model(_ model: UnsafePointer<CChar>?, _ calibration: Uns
     guarded {
         let o = try quantizeOptions(options)
         configureOnce
+        // As the CLI does: without it every buffer above 32 MB is a fresh mmap, faulted in anew.
+        ProcessTuning.retainFreedMemory()
         // No signal handlers are installed: the host program owns its signals (a Python caller
         // stops the run by returning nonzero from the callback).
         var stop = false

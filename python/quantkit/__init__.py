@@ -325,6 +325,9 @@ def quantize_model(model_dir: str | os.PathLike, calib: str | os.PathLike | None
     total_blocks, stage)`` and may return ``True`` to stop. A stop (or Ctrl-C) raises
     ``QuantKitError`` (or ``KeyboardInterrupt``) and leaves ``out`` as it was; the completed blocks
     stay in ``out.partial`` and the same call with ``resume=True`` continues them, byte-identically.
+
+    Like the ``quantkit`` tool, it sets the process's allocator to keep the memory it frees (glibc's
+    ``mallopt``: no ``mmap`` for large blocks, no trimming) for the rest of the process.
     """
     options = _options(method, bits, group_size, sym, format, act_order, static_groups, damping, samples, seqlen, seed,
                        max_shard_bytes, resume)

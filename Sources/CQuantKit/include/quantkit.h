@@ -173,7 +173,10 @@ qk_status qk_safetensors_write(const char *path, const qk_tensor *tensors, int64
 typedef int32_t (*qk_progress_callback)(void *user_data, int32_t completed_blocks, int32_t total_blocks, const char *stage);
 
 /* Quantizes the Hugging Face checkpoint in `model_dir` into `output_dir` (must not exist),
- * calibrating on the UTF-8 text file `calibration_file` (may be NULL for RTN). `progress` may be NULL. */
+ * calibrating on the UTF-8 text file `calibration_file` (may be NULL for RTN). `progress` may be NULL.
+ * Like the `quantkit` tool, it sets the process's allocator (glibc: mallopt) to keep freed memory
+ * instead of mapping and returning large blocks, for the rest of the process: otherwise each
+ * buffer of the run is faulted in afresh (docs/design.md, "Freed memory stays in the process"). */
 qk_status qk_quantize_model(const char *model_dir, const char *calibration_file, const char *output_dir,
                             const qk_options *options, qk_progress_callback progress, void *user_data);
 
