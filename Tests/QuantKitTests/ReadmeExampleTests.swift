@@ -8,6 +8,7 @@ import QuantKit  // the umbrella module alone: this file is the README's Swift e
         let weight = Matrix<Float>(rows: out, cols: n, storage: (0..<(out * n)).map { _ in Float.random(in: -0.05...0.05, using: &rng) })
         let activations = Matrix<Float>(rows: tokens, cols: n, storage: (0..<(tokens * n)).map { _ in Float.random(in: -1...1, using: &rng) })
         let path = FileManagerShim.temporaryFile("layer.safetensors")
+        defer { FileManagerShim.remove(path) }
 
         // README, "Use as a library", Swift:
         let options = try QuantizeOptions(method: .gptq, bits: 4, groupSize: 128)   // the recommended settings
@@ -19,12 +20,5 @@ import QuantKit  // the umbrella module alone: this file is the README's Swift e
         let file = try SafeTensorsFile(path: path)
         #expect(Set(file.tensors.map(\.name)) == Set(tensors.map(\.name)))
         #expect(result.relativeError! < result.rtnRelativeError!)
-    }
-}
-
-/// A temporary path without importing Foundation into the example.
-enum FileManagerShim {
-    static func temporaryFile(_ name: String) -> String {
-        "/tmp/quantkit-readme-\(UInt64.random(in: 0...UInt64.max))-\(name)"
     }
 }

@@ -57,12 +57,21 @@ public enum Fixtures {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// A fresh temporary directory.
+    /// A fresh temporary directory, inside this test process's own folder (`temporaryRoot`).
     public static func temporaryDirectory() -> String {
-        let d = NSTemporaryDirectory() + "quantkit-test-" + UUID().uuidString
+        let d = temporaryRoot + "/" + UUID().uuidString
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         return d
     }
+
+    /// `$TMPDIR/quantkit-test-<uuid>`, one per test process, created on first use and removed with
+    /// everything in it when the process exits normally (a crashed run leaves it behind).
+    public static let temporaryRoot: String = {
+        let root = NSTemporaryDirectory() + "quantkit-test-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: Fixtures.temporaryRoot) }
+        return root
+    }()
 }
 
 /// A position-weighted 64-bit checksum of 32-bit words, computed identically by the Python side
