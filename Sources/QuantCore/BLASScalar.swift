@@ -1,4 +1,5 @@
 import CLinearAlgebra
+import Synchronization
 
 /// Whether a BLAS operand is used as stored or transposed.
 public enum Transpose: Sendable {
@@ -194,4 +195,41 @@ public enum BLASThreads {
     public static func set(_ count: Int) { openblas_set_num_threads(Int32(count)) }
     /// The number of OpenBLAS threads in use.
     public static var count: Int { Int(openblas_get_num_threads()) }
+
+    /// Runs `body` with OpenBLAS single-threaded (for loops that make many small BLAS calls from
+    /// every core). Sections that overlap, on any threads, share one override: the first to
+    /// start saves the thread count, the last to end restores it, so overlapping callers cannot
+    /// leave the process single-threaded. BLAS calls from other threads meanwhile also run on
+    /// one thread (the setting is process-global).
+    package static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
+        sections.withLock { if let n = $0.enter(current: count) { set(n) } }
+        defer { sections.withLock { if let n = $0.leave() { set(n) } } }
+        return try body()
+    }
+
+    private static let sections = Mutex(SingleThreadedSections())
+}
+
+/// The bookkeeping of ``BLASThreads/singleThreaded(_:)``: how many sections are open and the
+/// thread count to restore when the last one ends.
+package struct SingleThreadedSections: Sendable {
+    package private(set) var open = 0
+    private var saved = 0
+
+    package init() {}
+
+    /// A section starts while OpenBLAS runs `current` threads; returns the count to set, if any.
+    package mutating func enter(current: Int) -> Int? {
+        open += 1
+        if open > 1 { return nil }
+        saved = current
+        return 1
+    }
+
+    /// A section ends; returns the count to restore, if any.
+    package mutating func leave() -> Int? {
+        precondition(open > 0, "a single-threaded BLAS section ended that had not started")
+        open -= 1
+        return open == 0 ? saved : nil
+    }
 }

@@ -24,9 +24,8 @@ package func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, alignment: I
 /// from `makeState` (scratch buffers). Serial on one core or for a single task.
 ///
 /// With `singleThreadedBLAS`, OpenBLAS runs one thread per call for the duration (restored
-/// afterwards): for tasks that make many small BLAS calls, one per core beats splitting each
-/// call over threads. The setting is process-global, so BLAS calls from other threads meanwhile
-/// also run single-threaded.
+/// afterwards, see ``BLASThreads/singleThreaded(_:)``): for tasks that make many small BLAS
+/// calls, one per core beats splitting each call over threads.
 @usableFromInline package func parallelTasks<State>(_ count: Int, singleThreadedBLAS: Bool = false, state makeState: () -> State,
                                  _ body: (Int, inout State) -> Void) {
     let workers = min(Parallelism.cores, count)
@@ -35,9 +34,7 @@ package func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, alignment: I
         for task in 0..<count { body(task, &state) }
         return
     }
-    let blasThreads = BLASThreads.count
-    if singleThreadedBLAS { BLASThreads.set(1) }
-    defer { if singleThreadedBLAS { BLASThreads.set(blasThreads) } }
+    if singleThreadedBLAS { return BLASThreads.singleThreaded { parallelTasks(count, state: makeState, body) } }
     let next = Atomic<Int>(0)
     withoutActuallyEscaping(body) { escapableBody in
         withoutActuallyEscaping(makeState) { escapableMake in

@@ -125,8 +125,18 @@ import TestSupport
         let resumed = try compare(dir, resume: true)
         #expect(try modified() == written)
         #expect(try [modified(fpEval), modified(rtnEval)] == evaluated)
-        #expect(resumed.runs.map(\.perplexity) == reference.runs.map(\.perplexity))
+        // The same checkpoints, byte for byte, and the same per-layer results.
+        func digests(_ root: String) throws -> [[String: String]] {
+            try ["rtn-w4", "gptq-w4"].map { try QuantizationReport.decode(Data(contentsOf: URL(fileURLWithPath: "\(root)/\($0)/\(QuantizationReport.fileName)"))).outputSHA256 }
+        }
+        #expect(try digests(dir) == digests(parent + "/reference"))
         #expect(resumed.runs.map(\.layerErrors) == reference.runs.map(\.layerErrors))
+        // The same evaluations, to float rounding: on one CI machine two evaluations of these
+        // checkpoints in one test process differed by 8e-8 (relative), with every other check
+        // of this test passing; the cause was not found (see docs/design.md, "Determinism").
+        let perplexities = [resumed.fullPrecisionPerplexity] + resumed.runs.map(\.perplexity)
+        let expected = [reference.fullPrecisionPerplexity] + reference.runs.map(\.perplexity)
+        #expect(zip(perplexities, expected).allSatisfy { abs($0 / $1 - 1) < 1e-6 }, "\(perplexities) against \(expected)")
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/gptq-w4/" + QuantizationReport.fileName))
         let gptq = try QuantizationReport.decode(data)
         #expect(gptq.resumedAfterBlock == 1)
