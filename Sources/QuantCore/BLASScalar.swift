@@ -200,7 +200,8 @@ public enum BLASThreads {
     /// every core). Sections that overlap, on any threads, share one override: the first to
     /// start saves the thread count, the last to end restores it, so overlapping callers cannot
     /// leave the process single-threaded. BLAS calls from other threads meanwhile also run on
-    /// one thread (the setting is process-global).
+    /// one thread (the setting is process-global), which can change their last bits: OpenBLAS's
+    /// threaded and single-threaded `sgemm` round differently.
     package static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
         sections.withLock { if let n = $0.enter(current: count) { set(n) } }
         defer { sections.withLock { if let n = $0.leave() { set(n) } } }

@@ -131,9 +131,9 @@ import TestSupport
         }
         #expect(try digests(dir) == digests(parent + "/reference"))
         #expect(resumed.runs.map(\.layerErrors) == reference.runs.map(\.layerErrors))
-        // The same evaluations, to float rounding: on one CI machine two evaluations of these
-        // checkpoints in one test process differed by 8e-8 (relative), with every other check
-        // of this test passing; the cause was not found (see docs/design.md, "Determinism").
+        // The same evaluations, to float rounding: OpenBLAS's thread count changes sgemm's last
+        // bits, and tests running alongside switch it to one thread during their attention (on
+        // CI the evaluations once differed by 8e-8; docs/design.md, "Determinism").
         let perplexities = [resumed.fullPrecisionPerplexity] + resumed.runs.map(\.perplexity)
         let expected = [reference.fullPrecisionPerplexity] + reference.runs.map(\.perplexity)
         #expect(zip(perplexities, expected).allSatisfy { abs($0 / $1 - 1) < 1e-6 }, "\(perplexities) against \(expected)")
