@@ -1,5 +1,6 @@
 import Testing
 import QuantCore
+import TestSupport
 
 /// `BLASThreads.singleThreaded`: overlapping sections from several threads restore the count the
 /// first one found (saving and restoring per section left a process single-threaded when two
@@ -19,5 +20,12 @@ import QuantCore
     @Test func insideASectionOpenBLASRunsOneThread() {
         let inside = BLASThreads.singleThreaded { BLASThreads.singleThreaded { BLASThreads.count } }
         #expect(inside == 1)
+    }
+
+    /// The test process runs OpenBLAS on one thread from its start, so the attention's
+    /// single-threaded sections cannot change the rounding of tests running beside it.
+    @Test func testProcessesRunOpenBLASOnOneThread() {
+        #expect(TestProcess.initialBLASThreads == 1)
+        #expect(BLASThreads.count == 1)
     }
 }
