@@ -66,7 +66,7 @@ public enum Fixtures {
 
     /// `$TMPDIR/quantkit-test-<uuid>`, one per test process, created on first use and removed with
     /// everything in it when the process exits normally (a crashed run leaves it behind).
-    public static let temporaryRoot: String = {
+    static let temporaryRoot: String = {
         let root = NSTemporaryDirectory() + "quantkit-test-" + UUID().uuidString
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         atexit { try? FileManager.default.removeItem(atPath: Fixtures.temporaryRoot) }
