@@ -15,7 +15,9 @@
  *    and stay valid until it is freed. Buffers the caller passes in are only read during the call
  *    (never kept); output buffers are written during the call only.
  *  - Objects are not thread-safe: use one from one thread at a time. Different objects may be
- *    used from different threads at once.
+ *    used from different threads at once; results are then exact to the last bits only if no
+ *    model call (qk_quantize_model) runs beside them: its attention sets OpenBLAS's process-wide
+ *    thread count to 1 while it runs, and OpenBLAS rounds differently on one thread.
  *  - Defaults: qk_options_init() fills in QuantKit's recommended settings for a method — the same
  *    as `quantkit quantize --method M` with no other option.
  */
