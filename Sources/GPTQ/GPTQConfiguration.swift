@@ -25,10 +25,16 @@ public struct GPTQConfiguration: Sendable, Hashable {
     /// Sweeps of coordinate descent on the codes after the GPTQ pass, the grids fixed
     /// (``CoordinateDescent``; 0 in the reference). Each lowers GPTQ's objective or leaves it.
     public var refinementSweeps: Int
+    /// Rounds of grid refitting after the solve (0 in the reference): each refits every group's
+    /// scale by least squares for the codes (``ScaleRefit``, zero points kept), then solves again
+    /// on the refitted grids (a GPTQ pass and the refinement sweeps); a last refit follows. The
+    /// result with the lowest objective is kept, so rounds never raise it.
+    public var refitRounds: Int
 
     /// Settings with the reference's defaults (no act-order, min–max grids, no refinement).
     public init(scheme: QuantScheme, blockSize: Int = 128, dampingFraction: Double = 0.01, dampingIncrement: Double = 0.01,
-                actOrder: Bool = false, staticGroups: Bool = false, clipSearch: MSEClipSearch? = nil, refinementSweeps: Int = 0) {
+                actOrder: Bool = false, staticGroups: Bool = false, clipSearch: MSEClipSearch? = nil, refinementSweeps: Int = 0,
+                refitRounds: Int = 0) {
         self.scheme = scheme
         self.blockSize = max(1, blockSize)
         self.dampingFraction = dampingFraction
@@ -37,6 +43,7 @@ public struct GPTQConfiguration: Sendable, Hashable {
         self.staticGroups = staticGroups
         self.clipSearch = clipSearch
         self.refinementSweeps = max(0, refinementSweeps)
+        self.refitRounds = max(0, refitRounds)
     }
 }
 

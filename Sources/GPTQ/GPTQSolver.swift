@@ -64,20 +64,102 @@ public enum GPTQSolver {
         // Whole-row and static-group grids come from the weight before any update.
         let gs = scheme.effectiveGroupSize(columns: cols)
         let dynamicGroups = scheme.groupSize != nil && !cfg.staticGroups
-        var fixedGrids: [[GroupGrid]] = []
-        if !dynamicGroups {
-            fixedGrids = (0..<scheme.groupCount(columns: cols)).map { g in
-                let range = scheme.columns(ofGroup: g, columns: cols)
-                return grids(Wt, rows: range, outputs: rows, scheme: scheme, clip: cfg.clipSearch,
-                             importance: cfg.clipSearch?.weighted == true ? range.map { prepared.diagonal[$0] } : nil)
-            }
+        let fixedGrids: [[GroupGrid]] = dynamicGroups ? [] : (0..<scheme.groupCount(columns: cols)).map { g in
+            let range = scheme.columns(ofGroup: g, columns: cols)
+            return grids(Wt, rows: range, outputs: rows, scheme: scheme, clip: cfg.clipSearch,
+                         importance: cfg.clipSearch?.weighted == true ? range.map { prepared.diagonal[$0] } : nil)
         }
         let perm = prepared.permutation
         if cfg.actOrder { Wt = permuteRows(Wt, perm) }
         let original = Wt                                               // w, in quantization order
         let loopStart = ContinuousClock.now
+        let pass = gptqPass(original, feedback: F, scheme: scheme, blockSize: cfg.blockSize, groupSize: gs, clip: cfg.clipSearch,
+                            fixed: dynamicGroups ? nil : { fixedGrids[perm[$0] / gs] })
+        let groupOf = (0..<cols).map { dynamicGroups ? $0 / gs : perm[$0] / gs }
+        var solution = refined(pass, grids: dynamicGroups ? pass.groupGrids : fixedGrids, groupOf: groupOf, feedback: F,
+                               prepared: prepared, configuration: cfg)
+        if cfg.refitRounds > 0, let a = prepared.dampedHessian {
+            solution = refitRounds(from: solution, original: original, groupOf: groupOf, feedback: F, dampedUpper: a, prepared: prepared,
+                                   configuration: cfg)
+        }
+        let (codesT, table, loss) = solution
+        diagnostics.loss = loss / 2
+        diagnostics.loopSeconds = elapsedSeconds(since: loopStart)
+        _ = start
 
-        let B = cfg.blockSize
+        // Back to the layer's own column order.
+        var codes = [UInt8](repeating: 0, count: rows * cols)
+        for (k, c) in perm.enumerated() { for o in 0..<rows { codes[o * cols + c] = codesT[k * rows + o] } }
+        var scales = [Float](), zeros = [UInt8]()
+        scales.reserveCapacity(table.count * rows)
+        for g in table { for p in g { scales.append(p.scale); zeros.append(UInt8(p.zero)) } }
+        var gIdx = QuantizedLinear.trivialGroupIndex(inFeatures: cols, scheme: scheme)
+        if dynamicGroups && cfg.actOrder { for (k, c) in perm.enumerated() { gIdx[c] = Int32(k / gs) } }
+        do {
+            let q = try QuantizedLinear(outFeatures: rows, inFeatures: cols, scheme: scheme, codes: codes, scales: scales, zeros: zeros,
+                                        groupIndex: gIdx, permutation: cfg.actOrder ? perm.map(Int32.init) : nil)
+            var result = GPTQResult(quantized: q, diagnostics: diagnostics)
+            result.diagnostics.outputError = undampedOutputError(squaredErrors: loss, weight: weight, quantized: result.dequantized,
+                                                                 prepared: prepared)
+            return result
+        } catch {
+            preconditionFailure("GPTQ produced an invalid layer: \(error)")
+        }
+    }
+
+    /// A solve's outcome in quantization order: codes `[in × out]`, the grids by group, the objective.
+    typealias Solution = (codes: [UInt8], grids: [[GroupGrid]], loss: Double)
+
+    /// `pass` on `grids` after the configuration's refinement sweeps (``CoordinateDescent``), which
+    /// move its codes and make `loss` their objective; `pass` itself when there are none.
+    private static func refined(_ pass: Pass, grids: [[GroupGrid]], groupOf: [Int], feedback F: Matrix<Float>, prepared: PreparedHessian,
+                                configuration cfg: GPTQConfiguration) -> Solution {
+        guard cfg.refinementSweeps > 0, let a = prepared.dampedHessian else { return (pass.codes, grids, pass.loss) }
+        var codes = pass.codes
+        let loss = CoordinateDescent.refine(codes: &codes, running: pass.running, feedback: F, dampedUpper: a, objective: pass.loss,
+                                            outputs: grids.first?.count ?? 0, scheme: cfg.scheme, sweeps: cfg.refinementSweeps,
+                                            blockSize: cfg.blockSize) { grids[groupOf[$0]] }
+        return (codes, grids, loss)
+    }
+
+    /// ``GPTQConfiguration/refitRounds`` rounds from `start`: the scales refitted for the current
+    /// codes (``ScaleRefit``), then a GPTQ pass and its sweeps on the refitted grids; a last refit
+    /// ends them. Returns the solution with the lowest objective met on the way (`start` at worst).
+    private static func refitRounds(from start: Solution, original: Matrix<Float>, groupOf: [Int], feedback F: Matrix<Float>,
+                                    dampedUpper a: Matrix<Float>, prepared: PreparedHessian, configuration cfg: GPTQConfiguration) -> Solution {
+        var current = start, best = start
+        for round in 0...cfg.refitRounds {
+            var grids = current.grids
+            let change = ScaleRefit.refit(codes: current.codes, weights: original.storage, dampedUpper: a, outputs: original.cols,
+                                          groupOf: groupOf, grids: &grids)
+            if current.loss + change < best.loss { best = (current.codes, grids, current.loss + change) }
+            if round == cfg.refitRounds { break }
+            let pass = gptqPass(original, feedback: F, scheme: cfg.scheme, blockSize: cfg.blockSize,
+                                groupSize: cfg.scheme.effectiveGroupSize(columns: original.rows), clip: nil, fixed: { grids[groupOf[$0]] })
+            current = refined(pass, grids: grids, groupOf: groupOf, feedback: F, prepared: prepared, configuration: cfg)
+            if current.loss < best.loss { best = current }
+        }
+        return best
+    }
+
+    /// The result of one GPTQ pass: codes `[in × out]` and the running weights `w̃` as each column
+    /// was rounded (both in quantization order), the objective `Σ_k ‖w̃_k − q_k‖² / F_kk²`, and the
+    /// dynamic groups' grids in the order they were formed (empty with fixed grids).
+    struct Pass {
+        var codes: [UInt8]
+        var running: [Float]
+        var loss: Double
+        var groupGrids: [[GroupGrid]]
+    }
+
+    /// One GPTQ pass over `original` (`w`, `[in × out]` in quantization order, dead columns zeroed):
+    /// each column rounded on its grids in turn, its error fed back into the columns after it.
+    /// `fixed` gives column `k`'s grids (whole rows, static groups, or grids refitted later); `nil`
+    /// forms a dynamic group's grids every `groupSize` columns from the weights as updated so far.
+    static func gptqPass(_ original: Matrix<Float>, feedback F: Matrix<Float>, scheme: QuantScheme, blockSize B: Int, groupSize gs: Int,
+                         clip: MSEClipSearch?, fixed: ((Int) -> [GroupGrid])?) -> Pass {
+        let cols = original.rows, rows = original.cols
+        var Wt = original
         var codesT = [UInt8](repeating: 0, count: cols * rows)        // [in (quantization order) × out]
         var groupGrids: [[GroupGrid]] = []                             // dynamic groups, quantization order
         var current = [GroupGrid](repeating: GroupGrid(scale: 1, zero: 0), count: rows)
@@ -91,12 +173,12 @@ public enum GPTQSolver {
                             for i1 in stride(from: 0, to: cols, by: B) {
                                 let i2 = min(i1 + B, cols)
                                 for i in i1..<i2 {
-                                    if dynamicGroups && i % gs == 0 {
+                                    if fixed == nil && i % gs == 0 {
                                         current = groupGridsAt(i, blockStart: i1, blockEnd: i2, w: w, w0: w0, f: f, e: e,
-                                                               cols: cols, rows: rows, gs: gs, scheme: scheme, clip: cfg.clipSearch)
+                                                               cols: cols, rows: rows, gs: gs, scheme: scheme, clip: clip)
                                         groupGrids.append(current)
                                     }
-                                    let grid = dynamicGroups ? current : fixedGrids[perm[i] / gs]
+                                    let grid = fixed?(i) ?? current
                                     let d = f[i * cols + i]
                                     let wi = w.baseAddress! + i * rows
                                     let w0i = w0.baseAddress! + i * rows
@@ -130,36 +212,7 @@ public enum GPTQSolver {
                 }
             }
         }
-        // Refinement: coordinate descent on the codes, the grids fixed; `loss` becomes its objective.
-        if cfg.refinementSweeps > 0, let a = prepared.dampedHessian {
-            loss = CoordinateDescent.refine(codes: &codesT, running: Wt.storage, feedback: F, dampedUpper: a, objective: loss,
-                                            outputs: rows, scheme: scheme, sweeps: cfg.refinementSweeps, blockSize: B) { k in
-                dynamicGroups ? groupGrids[k / gs] : fixedGrids[perm[k] / gs]
-            }
-        }
-        diagnostics.loss = loss / 2
-        diagnostics.loopSeconds = elapsedSeconds(since: loopStart)
-        _ = start
-
-        // Back to the layer's own column order.
-        var codes = [UInt8](repeating: 0, count: rows * cols)
-        for (k, c) in perm.enumerated() { for o in 0..<rows { codes[o * cols + c] = codesT[k * rows + o] } }
-        let table = dynamicGroups ? groupGrids : fixedGrids
-        var scales = [Float](), zeros = [UInt8]()
-        scales.reserveCapacity(table.count * rows)
-        for g in table { for p in g { scales.append(p.scale); zeros.append(UInt8(p.zero)) } }
-        var gIdx = QuantizedLinear.trivialGroupIndex(inFeatures: cols, scheme: scheme)
-        if dynamicGroups && cfg.actOrder { for (k, c) in perm.enumerated() { gIdx[c] = Int32(k / gs) } }
-        do {
-            let q = try QuantizedLinear(outFeatures: rows, inFeatures: cols, scheme: scheme, codes: codes, scales: scales, zeros: zeros,
-                                        groupIndex: gIdx, permutation: cfg.actOrder ? perm.map(Int32.init) : nil)
-            var result = GPTQResult(quantized: q, diagnostics: diagnostics)
-            result.diagnostics.outputError = undampedOutputError(squaredErrors: loss, weight: weight, quantized: result.dequantized,
-                                                                 prepared: prepared)
-            return result
-        } catch {
-            preconditionFailure("GPTQ produced an invalid layer: \(error)")
-        }
+        return Pass(codes: codesT, running: Wt.storage, loss: loss, groupGrids: groupGrids)
     }
 
     /// `tr(ΔW·H·ΔWᵀ)` for the undamped `H` of `prepared`, from `Σe²` (`squaredErrors`, the sum of

@@ -22,7 +22,8 @@ public struct PreparedHessian: Sendable {
     public let feedbackFactor: Matrix<Float>?
     /// `A = H + diag(addedDiagonal)`, the matrix that was factored, in quantization order (`[in ×
     /// in]`, Float, upper triangle; the strict lower one is zero) — kept only for the refinement
-    /// sweeps (``GPTQConfiguration/refinementSweeps`` > 0), `nil` otherwise.
+    /// sweeps and refit rounds (``GPTQConfiguration/refinementSweeps`` or
+    /// ``GPTQConfiguration/refitRounds`` > 0), `nil` otherwise.
     package let dampedHessian: Matrix<Float>?
     /// The damping fraction that made `H` positive definite (`nil` when the fallback was used).
     public let dampingFraction: Double?
@@ -82,7 +83,7 @@ public struct PreparedHessian: Sendable {
         while fraction < 1 {
             added = dead.map { fraction * meanDiag + ($0 ? 1 : 0) }
             var a = Self.permuted(hessian, reversedOrder, addingToDiagonal: added)
-            upper = cfg.refinementSweeps > 0 ? Self.upperFloat(fromReversed: a) : nil
+            upper = cfg.refinementSweeps > 0 || cfg.refitRounds > 0 ? Self.upperFloat(fromReversed: a) : nil
             do {
                 try ReversedCholesky.factorizeReversed(&a)
                 factor = a

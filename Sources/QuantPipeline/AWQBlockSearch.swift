@@ -65,6 +65,7 @@ struct AWQBlockSearch {
         // 21 candidates per mapping); the final solve runs them.
         var cfg = options.gptqConfiguration
         cfg.refinementSweeps = 0
+        cfg.refitRounds = 0
         let unscaled = try PreparedHessian(acc.takeHessian(), configuration: cfg)
         return { weights, s in
             let prepared = unscaled.dividingInputs(by: s)

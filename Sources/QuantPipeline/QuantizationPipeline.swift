@@ -250,7 +250,10 @@ public enum QuantizationPipeline {
                 totalSeconds: 0, phaseSeconds: phases, peakResidentBytes: nil, estimatedPeakBytes: estimate.peak, outputBytes: 0,
                 environment: BLASKernel.environment)
             report.resumedAfterBlock = saved?.completedLayers
-            if options.method == .gptq || options.method == .awqGPTQ { report.gptqRefinementSweeps = options.gptqRefinementSweeps }
+            if options.method == .gptq || options.method == .awqGPTQ {
+                report.gptqRefinementSweeps = options.gptqRefinementSweeps
+                report.gptqRefitRounds = options.gptqRefitRounds
+            }
             report.runFingerprint = fingerprint.digest
             if !expertTokens.isEmpty { report.expertTokens = Dictionary(uniqueKeysWithValues: expertTokens.map { ("model.layers.\($0.key)", $0.value) }) }
             work.removeCheckpoint()

@@ -101,6 +101,8 @@ public struct QuantizationReport: Codable, Sendable {
     public var damping: Double
     /// GPTQ methods: refinement sweeps after each GPTQ pass (`--gptq-refine`).
     public var gptqRefinementSweeps: Int? = nil
+    /// GPTQ methods: rounds of scale refitting after the solve (`--gptq-refit`).
+    public var gptqRefitRounds: Int? = nil
     /// The packed layout written.
     public var format: String
     /// The calibration text (`nil`: RTN without calibration).

@@ -74,6 +74,9 @@ struct SolverOptions: ParsableArguments {
     @Option(name: .customLong("gptq-refine"), help: "GPTQ: sweeps of coordinate descent on the codes after the GPTQ pass, grids fixed (0: plain GPTQ). Each sweep costs about one more GPTQ pass.")
     var gptqRefine: Int = RecommendedSettings.gptqRefinementSweeps
 
+    @Option(name: .customLong("gptq-refit"), help: "GPTQ: rounds of grid refitting after the solve: every group's scale refitted by least squares for the codes, then GPTQ and its sweeps run again on the new grids; the best result is kept (0: off). Each round costs about four GPTQ passes.")
+    var gptqRefit: Int = RecommendedSettings.gptqRefitRounds
+
     @Option(help: "GPTQ damping, as a fraction of mean(diag H).")
     var damp: Double = RecommendedSettings.damping
 
@@ -107,7 +110,7 @@ struct SolverOptions: ParsableArguments {
         return QuantizeOptions(method: method, scheme: scheme, format: format, actOrder: order, staticGroups: order && !dynamicGroups,
                                damping: damp, blockSize: blockSize, awqSearchTokens: awqSearchTokens, awqGrid: awqGrid,
                                awqClip: awqClip, awqSearchWithGPTQ: !awqSearchRTN, gptqClip: gptqClip.search,
-                               gptqRefinementSweeps: gptqRefine)
+                               gptqRefinementSweeps: gptqRefine, gptqRefitRounds: gptqRefit)
     }
 }
 

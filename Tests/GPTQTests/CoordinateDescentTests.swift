@@ -7,25 +7,6 @@ import TestSupport
 /// descent that recomputes every residual from scratch and picks each code by scanning the whole
 /// grid — no blocks, no BLAS, no `scheme.code`.
 @Suite struct CoordinateDescentTests {
-    struct Problem {
-        var w: Matrix<Float>, h: Matrix<Double>
-    }
-
-    func problem(rows: Int, cols: Int, seed: UInt64) throws -> Problem {
-        var rng = SplitMix64(seed: seed)
-        let w = rng.gaussianMatrix(rows: rows, cols: cols)
-        let x = correlatedActivations(tokens: 4 * cols, columns: cols, outliers: 2, rng: &rng)
-        var acc = HessianAccumulator(columns: cols)
-        try acc.add(x)
-        return Problem(w: w, h: acc.takeHessian())
-    }
-
-    /// `A = H + λ·mean(diag H)·I` for the damping the solve used.
-    func damped(_ h: Matrix<Double>, fraction: Double) -> [[Double]] {
-        let n = h.rows, lambda = fraction * (0..<n).reduce(0.0) { $0 + h[$1, $1] } / Double(n)
-        return (0..<n).map { i in (0..<n).map { j in h[i, j] + (i == j ? lambda : 0) } }
-    }
-
     /// `q`'s value at column `c`, output `o`, for code `code` on `q`'s own grid.
     func value(_ q: QuantizedLinear, _ o: Int, _ c: Int, code: Int) -> Double {
         let g = Int(q.groupIndex[c]) * q.outFeatures + o
@@ -59,7 +40,7 @@ import TestSupport
     /// same grids.
     @Test(arguments: settings)
     func sweepsEqualTheNaiveDescent(groupSize: Int?, symmetric: Bool, actOrder: Bool, staticGroups: Bool) throws {
-        let p = try problem(rows: 6, cols: 24, seed: 91)
+        let p = try correlatedProblem(rows: 6, cols: 24, seed: 91)
         let scheme = try QuantScheme(bits: 3, groupSize: groupSize, symmetric: symmetric)
         func solve(sweeps: Int, block: Int) throws -> GPTQResult {
             try GPTQSolver.quantize(weight: p.w, hessian: p.h, configuration: GPTQConfiguration(
@@ -67,7 +48,7 @@ import TestSupport
         }
         let gptq = try solve(sweeps: 0, block: 128)
         let order = gptq.quantized.permutation.map { $0.map(Int.init) } ?? Array(0..<24)
-        let a = damped(p.h, fraction: try #require(gptq.diagnostics.dampingFraction))
+        let a = dampedRows(p.h, fraction: try #require(gptq.diagnostics.dampingFraction))
         let expected = naiveSweeps(gptq.quantized, weight: p.w, a: a, order: order, sweeps: 2)
         #expect(expected != nestedCodes(gptq.quantized), "the sweeps should move some code on this problem")
         for block in [1, 5, 128] {
@@ -81,7 +62,7 @@ import TestSupport
     /// move one grid step and lower it (a coordinate-wise minimum), checked from scratch.
     @Test(arguments: settings)
     func sweepsLowerTheObjectiveDownToACoordinateMinimum(groupSize: Int?, symmetric: Bool, actOrder: Bool, staticGroups: Bool) throws {
-        let p = try problem(rows: 8, cols: 32, seed: 17)
+        let p = try correlatedProblem(rows: 8, cols: 32, seed: 17)
         let scheme = try QuantScheme(bits: 4, groupSize: groupSize, symmetric: symmetric)
         var losses: [Double] = []
         var last: GPTQResult? = nil
@@ -92,7 +73,7 @@ import TestSupport
         }
         for k in 1..<losses.count { #expect(losses[k] <= losses[k - 1] * (1 + 1e-6), "losses \(losses)") }
         #expect(losses[1] < losses[0])
-        let q = try #require(last).quantized, a = damped(p.h, fraction: try #require(last!.diagnostics.dampingFraction))
+        let q = try #require(last).quantized, a = dampedRows(p.h, fraction: try #require(last!.diagnostics.dampingFraction))
         let rows = q.outFeatures, cols = q.inFeatures
         let delta = (0..<rows).map { o in (0..<cols).map { c in value(q, o, c, code: Int(q.codes[o * cols + c])) - Double(p.w[o, c]) } }
         var worst = 0.0

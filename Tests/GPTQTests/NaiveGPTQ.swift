@@ -1,5 +1,6 @@
 import QuantCore
 import TestSupport
+import GPTQ
 
 /// An independent, unblocked GPTQ for tests: column by column, every rank-1 update applied to
 /// all later columns at once, `H⁻¹` by Gauss–Jordan and its Cholesky factor by the textbook
@@ -73,4 +74,21 @@ func correlatedActivations(tokens: Int, columns: Int, outliers: Int, rng: inout 
         for c in 0..<outliers { x[t, c * (columns / outliers)] *= 12 }
     }
     return x
+}
+
+/// Gaussian weights `[rows × cols]` and the Hessian of `4·cols` tokens of correlated activations
+/// with two loud columns: a small layer on which GPTQ, its sweeps and refits all have work to do.
+func correlatedProblem(rows: Int, cols: Int, seed: UInt64) throws -> (w: Matrix<Float>, h: Matrix<Double>) {
+    var rng = SplitMix64(seed: seed)
+    let w = rng.gaussianMatrix(rows: rows, cols: cols)
+    let x = correlatedActivations(tokens: 4 * cols, columns: cols, outliers: 2, rng: &rng)
+    var acc = HessianAccumulator(columns: cols)
+    try acc.add(x)
+    return (w, acc.takeHessian())
+}
+
+/// `A = H + fraction·mean(diag H)·I` as nested rows (GPTQ's damped Hessian).
+func dampedRows(_ h: Matrix<Double>, fraction: Double) -> [[Double]] {
+    let n = h.rows, lambda = fraction * (0..<n).reduce(0.0) { $0 + h[$1, $1] } / Double(n)
+    return (0..<n).map { i in (0..<n).map { j in h[i, j] + (i == j ? lambda : 0) } }
 }

@@ -16,6 +16,10 @@ import TestSupport
         #expect(gptq.format == .gptq && gptq.actOrder && gptq.staticGroups && gptq.gptqClip?.weighted == true && gptq.gptqClip?.norm == 2)
         #expect(gptq.gptqRefinementSweeps == 1 && gptq.gptqConfiguration.refinementSweeps == 1)
         #expect(throws: PipelineError.self) { var o = gptq; o.gptqRefinementSweeps = -1; try o.validate() }
+        var refit = gptq
+        refit.gptqRefitRounds = 2
+        #expect(gptq.gptqConfiguration.refitRounds == 0 && refit.gptqConfiguration.refitRounds == 2)
+        #expect(throws: PipelineError.self) { var o = gptq; o.gptqRefitRounds = -1; try o.validate() }
         let awq = try QuantizeOptions(method: .awq)
         #expect(!awq.scheme.symmetric && awq.format == .awq && !awq.actOrder && awq.awqClip == .weighted && awq.awqGrid == .duo)
         let both = try QuantizeOptions(method: .awqGPTQ)
