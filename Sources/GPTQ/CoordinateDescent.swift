@@ -33,7 +33,7 @@ public enum CoordinateDescent {
     public static func refine(codes: inout [UInt8], running: [Float], feedback f: Matrix<Float>, dampedUpper a: Matrix<Float>,
                               objective: Double, outputs out: Int, scheme: QuantScheme, sweeps: Int, blockSize: Int = 128,
                               grid: (Int) -> [GroupGrid]) -> Double {
-        let n = a.rows
+        let n = a.rows, B = max(1, blockSize)
         precondition(a.cols == n && f.rows == n && codes.count == n * out && running.count == n * out, "shapes of codes, F and A")
         var r = [Float](repeating: 0, count: n * out)                  // R = A·Δᵀ
         for k in 0..<n {
@@ -43,75 +43,40 @@ public enum CoordinateDescent {
                 r[k * out + o] = (running[k * out + o] - q) / (d * d)
             }
         }
-        f.storage.withUnsafeBufferPointer { F in
-            r.withUnsafeMutableBufferPointer { r in
-                Float.trmmUnit(.upper, .none, m: n, n: out, alpha: -1, a: F.baseAddress!, lda: n, b: r.baseAddress!, ldb: out)
-            }
-        }
-        return sweep(codes: &codes, r: &r, dampedUpper: a, objective: objective, outputs: out, scheme: scheme, sweeps: sweeps,
-                     blockSize: blockSize, grid: grid)
-    }
-
-    /// Runs `sweeps` sweeps over `codes` starting from the codes and the weights alone — no GPTQ
-    /// pass before it (e.g. after ``ScaleRefit`` changed the grids) — and returns the objective
-    /// `tr(Δ·A·Δᵀ)` after them. `R = A·Δᵀ` is computed directly (one `symm`, `2·in²·out` flops).
-    /// - Parameters:
-    ///   - weights: the original weights `w`, `[in × out]` in quantization order (as `codes`).
-    ///   - Others as in the other `refine`.
-    public static func refine(codes: inout [UInt8], weights: [Float], dampedUpper a: Matrix<Float>, outputs out: Int,
-                              scheme: QuantScheme, sweeps: Int, blockSize: Int = 128, grid: (Int) -> [GroupGrid]) -> Double {
-        let n = a.rows
-        precondition(a.cols == n && codes.count == n * out && weights.count == n * out, "shapes of codes, weights and A")
-        var delta = [Float](repeating: 0, count: n * out)              // Δᵀ = Q − W
-        for k in 0..<n {
-            let g = grid(k)
-            for o in 0..<out { delta[k * out + o] = g[o].value(codes[k * out + o]) - weights[k * out + o] }
-        }
-        var r = [Float](repeating: 0, count: n * out)
-        a.storage.withUnsafeBufferPointer { A in
-            Float.symm(.upper, m: n, n: out, alpha: 1, a: A.baseAddress!, lda: n, b: delta, ldb: out, beta: 0, c: &r, ldc: out)
-        }
-        var objective = 0.0
-        for x in 0..<(n * out) { objective += Double(delta[x]) * Double(r[x]) }
-        return sweep(codes: &codes, r: &r, dampedUpper: a, objective: objective, outputs: out, scheme: scheme, sweeps: sweeps,
-                     blockSize: blockSize, grid: grid)
-    }
-
-    /// The sweeps themselves, from `R = A·Δᵀ` (`[in × out]`, updated) and the objective for `codes`.
-    private static func sweep(codes: inout [UInt8], r: inout [Float], dampedUpper a: Matrix<Float>, objective: Double, outputs out: Int,
-                              scheme: QuantScheme, sweeps: Int, blockSize: Int, grid: (Int) -> [GroupGrid]) -> Double {
-        let n = a.rows, B = max(1, blockSize)
         var total = objective
         var changes = [Float](repeating: 0, count: B * out)            // the block's code changes
         var block = [Float](repeating: 0, count: B * B)                // A[block, block], both triangles
-        a.storage.withUnsafeBufferPointer { A in
-            r.withUnsafeMutableBufferPointer { r in
-                for sweep in 0..<sweeps {
-                    for i1 in stride(from: 0, to: n, by: B) {
-                        let i2 = min(i1 + B, n), b = i2 - i1
-                        for i in 0..<b { for j in i..<b { block[i * b + j] = A[(i1 + i) * n + i1 + j]; block[j * b + i] = block[i * b + j] } }
-                        for k in i1..<i2 {
-                            let ek = (k - i1) * out
-                            total += moveColumn(k, codes: &codes, r: r, change: &changes, at: ek, akk: A[k * n + k], grids: grid(k),
-                                                out: out, scheme: scheme)
-                            // R[i1..<i2] += A[i1..<i2, k] ⊗ change_k.
-                            block.withUnsafeBufferPointer { s in
-                                changes.withUnsafeBufferPointer { e in
-                                    Float.ger(m: b, n: out, alpha: 1, x: s.baseAddress! + (k - i1) * b, incX: 1,
-                                              y: e.baseAddress! + ek, incY: 1, a: r.baseAddress! + i1 * out, lda: out)
+        f.storage.withUnsafeBufferPointer { F in
+            a.storage.withUnsafeBufferPointer { A in
+                r.withUnsafeMutableBufferPointer { r in
+                    Float.trmmUnit(.upper, .none, m: n, n: out, alpha: -1, a: F.baseAddress!, lda: n, b: r.baseAddress!, ldb: out)
+                    for sweep in 0..<sweeps {
+                        for i1 in stride(from: 0, to: n, by: B) {
+                            let i2 = min(i1 + B, n), b = i2 - i1
+                            for i in 0..<b { for j in i..<b { block[i * b + j] = A[(i1 + i) * n + i1 + j]; block[j * b + i] = block[i * b + j] } }
+                            for k in i1..<i2 {
+                                let ek = (k - i1) * out
+                                total += moveColumn(k, codes: &codes, r: r, change: &changes, at: ek, akk: A[k * n + k], grids: grid(k),
+                                                    out: out, scheme: scheme)
+                                // R[i1..<i2] += A[i1..<i2, k] ⊗ change_k.
+                                block.withUnsafeBufferPointer { s in
+                                    changes.withUnsafeBufferPointer { e in
+                                        Float.ger(m: b, n: out, alpha: 1, x: s.baseAddress! + (k - i1) * b, incX: 1,
+                                                  y: e.baseAddress! + ek, incY: 1, a: r.baseAddress! + i1 * out, lda: out)
+                                    }
                                 }
                             }
-                        }
-                        changes.withUnsafeBufferPointer { e in
-                            // R[i2..<n] += A[i1..<i2, i2..<n]ᵀ · changes (the upper triangle).
-                            if i2 < n {
-                                Float.gemm(.transpose, .none, m: n - i2, n: out, k: b, alpha: 1, a: A.baseAddress! + i1 * n + i2,
-                                           lda: n, b: e.baseAddress!, ldb: out, beta: 1, c: r.baseAddress! + i2 * out, ldc: out)
-                            }
-                            // R[0..<i1] += A[0..<i1, i1..<i2] · changes, for the next sweep.
-                            if i1 > 0 && sweep + 1 < sweeps {
-                                Float.gemm(.none, .none, m: i1, n: out, k: b, alpha: 1, a: A.baseAddress! + i1, lda: n,
-                                           b: e.baseAddress!, ldb: out, beta: 1, c: r.baseAddress!, ldc: out)
+                            changes.withUnsafeBufferPointer { e in
+                                // R[i2..<n] += A[i1..<i2, i2..<n]ᵀ · changes (the upper triangle).
+                                if i2 < n {
+                                    Float.gemm(.transpose, .none, m: n - i2, n: out, k: b, alpha: 1, a: A.baseAddress! + i1 * n + i2,
+                                               lda: n, b: e.baseAddress!, ldb: out, beta: 1, c: r.baseAddress! + i2 * out, ldc: out)
+                                }
+                                // R[0..<i1] += A[0..<i1, i1..<i2] · changes, for the next sweep.
+                                if i1 > 0 && sweep + 1 < sweeps {
+                                    Float.gemm(.none, .none, m: i1, n: out, k: b, alpha: 1, a: A.baseAddress! + i1, lda: n,
+                                               b: e.baseAddress!, ldb: out, beta: 1, c: r.baseAddress!, ldc: out)
+                                }
                             }
                         }
                     }

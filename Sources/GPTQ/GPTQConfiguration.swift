@@ -26,7 +26,7 @@ public struct GPTQConfiguration: Sendable, Hashable {
     /// (``CoordinateDescent``; 0 in the reference). Each lowers GPTQ's objective or leaves it.
     public var refinementSweeps: Int
     /// Rounds of grid refitting after the solve (0 in the reference): each refits every group's
-    /// scale by least squares for the codes (``ScaleRefit``, zero points kept), then solves again
+    /// scale by least squares for the codes (`ScaleRefit`, zero points kept), then solves again
     /// on the refitted grids (a GPTQ pass and the refinement sweeps); a last refit follows. The
     /// result with the lowest objective is kept, so rounds never raise it.
     public var refitRounds: Int

@@ -38,11 +38,6 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable {
     static func ger(m: Int, n: Int, alpha: Self, x: UnsafePointer<Self>, incX: Int, y: UnsafePointer<Self>, incY: Int,
                     a: UnsafeMutablePointer<Self>, lda: Int)
 
-    /// `C ← α·A·B + β·C` for symmetric `A` (`m×m`) of which only the `uplo` triangle is read,
-    /// `B` and `C` `m×n` (left-side `symm`).
-    static func symm(_ uplo: Triangle, m: Int, n: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
-                     b: UnsafePointer<Self>, ldb: Int, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
-
     /// Symmetric rank-k update of one triangle of `C` (`n×n`): `C ← α·AᵀA + β·C` when
     /// `trans == .transpose` (`A` is `k×n`), `C ← α·AAᵀ + β·C` otherwise (`A` is `n×k`).
     /// The other triangle is left untouched.
@@ -103,12 +98,6 @@ extension Float: BLASScalar {
         cblas_sger(CblasRowMajor, Int32(m), Int32(n), alpha, x, Int32(incX), y, Int32(incY), a, Int32(lda))
     }
 
-    /// `C ← α·A·B + β·C`, `A` symmetric, one triangle read (row-major left-side `symm`).
-    public static func symm(_ uplo: Triangle, m: Int, n: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-                            b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        cblas_ssymm(CblasRowMajor, CblasLeft, uplo.cblas, Int32(m), Int32(n), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
-
     /// `C ← α·op(A)·op(A)ᵀ + β·C` on one triangle of `C` (row-major).
     public static func syrk(_ uplo: Triangle, _ trans: Transpose, n: Int, k: Int,
                             alpha: Float, a: UnsafePointer<Float>, lda: Int,
@@ -161,12 +150,6 @@ extension Double: BLASScalar {
     public static func ger(m: Int, n: Int, alpha: Double, x: UnsafePointer<Double>, incX: Int, y: UnsafePointer<Double>, incY: Int,
                            a: UnsafeMutablePointer<Double>, lda: Int) {
         cblas_dger(CblasRowMajor, Int32(m), Int32(n), alpha, x, Int32(incX), y, Int32(incY), a, Int32(lda))
-    }
-
-    /// `C ← α·A·B + β·C`, `A` symmetric, one triangle read (row-major left-side `symm`).
-    public static func symm(_ uplo: Triangle, m: Int, n: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
-                            b: UnsafePointer<Double>, ldb: Int, beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
-        cblas_dsymm(CblasRowMajor, CblasLeft, uplo.cblas, Int32(m), Int32(n), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// `C ← α·op(A)·op(A)ᵀ + β·C` on one triangle of `C` (row-major).
