@@ -127,12 +127,12 @@ struct LinearQuantizer {
     /// measurement (`hessian`, when the caller has it already), one prepared Hessian per AWQ
     /// basis, then each linear. `started`: when the stage's shared work began (its time is
     /// shared out in the reports).
-    mutating func solve(_ items: [Item], input x: Matrix<Float>, hessian: Matrix<Double>? = nil,
+    mutating func solve(_ items: [Item], input x: Matrix<Float>, hessian: Matrix<Double>? = nil, windowed: Bool = true,
                         started: ContinuousClock.Instant) throws -> [(item: Item, solved: SingleLinear.Solved, report: LayerReport)] {
         // One Hessian per distinct input, for GPTQ and for measuring every method's output error.
         var H = hessian
         if H == nil && (usesGPTQ || options.measureErrors) {
-            H = try self.hessian(of: x, name: "input of \(items.map(\.name).joined(separator: ", "))")
+            H = try self.hessian(of: x, name: "input of \(items.map(\.name).joined(separator: ", "))", windowed: windowed)
         }
         // GPTQ: one prepared Hessian (damping, act-order, U) per distinct input and scale basis.
         var prepared: [[Float]?: PreparedHessian] = [:]
@@ -177,12 +177,16 @@ struct LinearQuantizer {
     }
 
     /// The Hessian of `x` (`[tokens × in]`): every token for GPTQ, the first whole windows up to
-    /// `options.errorTokens` when it only measures errors.
-    mutating func hessian(of x: Matrix<Float>, name: String) throws -> Matrix<Double> {
+    /// `options.errorTokens` when it only measures errors. When `x` is whole windows (`windowed`),
+    /// GPTQ's Hessian weighs each window's first token by `options.firstTokenWeight`.
+    mutating func hessian(of x: Matrix<Float>, name: String, windowed: Bool = true) throws -> Matrix<Double> {
         var acc = HessianAccumulator(columns: x.cols, name: name)
         let rows = usesGPTQ ? x.rows : min(x.rows, max(1, options.errorTokens / sequenceLength) * sequenceLength)
         let hessianStart = ContinuousClock.now
         try x.storage.withUnsafeBufferPointer { p throws(GPTQError) in try acc.add(rows: p, count: rows) }
+        if usesGPTQ && windowed && options.firstTokenWeight != 1 {
+            try acc.addFirstTokens(of: x, sequenceLength: sequenceLength, extraWeight: options.firstTokenWeight - 1)
+        }
         phases.hessians += elapsedSeconds(since: hessianStart)
         return acc.takeHessian()
     }
@@ -223,11 +227,12 @@ struct LinearQuantizer {
             if allRows && !gateUp.isEmpty && allTokensHessian == nil && (usesGPTQ || options.measureErrors) {
                 allTokensHessian = try hessian(of: x, name: "input of model.layers.\(layer) experts")
             }
-            var solvedItems = try solve(gateUp, input: xe, hessian: allRows ? allTokensHessian : nil, started: .now)
+            var solvedItems = try solve(gateUp, input: xe, hessian: allRows ? allTokensHessian : nil, windowed: allRows, started: .now)
             for r in solvedItems { block.experts[e][r.item.key.linear] = r.solved.effective }
             if quantizedLinears.contains(.down) {
                 let intermediate = block.expertIntermediate(e, xe)
-                solvedItems += try solve([item(.down, basis: nil, ratio: awqPlan?.expertUpDown[e]?.candidate.ratio)], input: intermediate, started: .now)
+                solvedItems += try solve([item(.down, basis: nil, ratio: awqPlan?.expertUpDown[e]?.candidate.ratio)], input: intermediate,
+                                         windowed: allRows, started: .now)
             }
             for var r in solvedItems {
                 block.experts[e][r.item.key.linear] = r.solved.effective
@@ -363,5 +368,20 @@ enum SingleLinear {
         }
         if let s { AWQFolding.divideColumns(&solved.effective, by: s) }
         return solved
+    }
+}
+
+extension HessianAccumulator {
+    /// Adds the first row of every whole window of `x` (`[windows·sequenceLength × in]`) once
+    /// more, scaled by `√extraWeight`: after `add(x)`, each window's first token then counts
+    /// `1 + extraWeight` times in `H` (up to `H`'s overall scale, which GPTQ ignores). Copies
+    /// only those rows (`windows × in`).
+    mutating func addFirstTokens(of x: Matrix<Float>, sequenceLength: Int, extraWeight: Double) throws(GPTQError) {
+        let windows = x.rows / max(sequenceLength, 1)
+        guard windows > 0, extraWeight > 0 else { return }
+        let factor = Float(extraWeight.squareRoot())
+        var first = Matrix<Float>(rows: windows, cols: x.cols)
+        for w in 0..<windows { for c in 0..<x.cols { first[w, c] = factor * x[w * sequenceLength, c] } }
+        try add(first)
     }
 }

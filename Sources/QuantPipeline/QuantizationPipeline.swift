@@ -253,6 +253,7 @@ public enum QuantizationPipeline {
             if options.method == .gptq || options.method == .awqGPTQ {
                 report.gptqRefinementSweeps = options.gptqRefinementSweeps
                 report.gptqRefitRounds = options.gptqRefitRounds
+                report.firstTokenWeight = options.firstTokenWeight
             }
             report.runFingerprint = fingerprint.digest
             if !expertTokens.isEmpty { report.expertTokens = Dictionary(uniqueKeysWithValues: expertTokens.map { ("model.layers.\($0.key)", $0.value) }) }

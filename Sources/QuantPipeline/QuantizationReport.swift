@@ -103,6 +103,9 @@ public struct QuantizationReport: Codable, Sendable {
     public var gptqRefinementSweeps: Int? = nil
     /// GPTQ methods: rounds of scale refitting after the solve (`--gptq-refit`).
     public var gptqRefitRounds: Int? = nil
+    /// GPTQ methods: each calibration window's first token's weight in the Hessians
+    /// (`--first-token-weight`).
+    public var firstTokenWeight: Double? = nil
     /// The packed layout written.
     public var format: String
     /// The calibration text (`nil`: RTN without calibration).

@@ -145,6 +145,9 @@ struct CalibrationOptions: ParsableArguments {
     @Option(name: .customLong("awq-order"), help: "AWQ search order: autoawq (all mappings of a block searched on its full-precision weights, then applied), sequential (llm-compressor: each searched at its stage on the partly quantized block).")
     var awqOrder: AWQSearchOrder = RecommendedSettings.awqOrder
 
+    @Option(name: .customLong("first-token-weight"), help: "GPTQ methods: weight of each calibration window's first token (its attention sink) in the Hessians, ≥ 1 (1: every token alike).")
+    var firstTokenWeight: Double = RecommendedSettings.firstTokenWeight
+
     @Option(name: .customLong("expert-min-tokens"), help: "Mixture-of-experts models: an expert routed fewer calibration tokens than this is calibrated on all of its layer's tokens instead (default: the expert's input width).")
     var expertMinimumTokens: Int? = nil
 
@@ -154,6 +157,7 @@ struct CalibrationOptions: ParsableArguments {
         options.seed = seed
         options.awqOrder = awqOrder
         options.expertMinimumTokens = expertMinimumTokens
+        options.firstTokenWeight = firstTokenWeight
     }
 }
 
