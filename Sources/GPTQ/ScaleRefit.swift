@@ -9,8 +9,9 @@ import QuantCore
 /// the normal equations `M_o·s_o = r_o` with `(M_o)_gh = Σ_{j∈g, k∈h} a_jo·A_jk·a_ko` and
 /// `(r_o)_g = Σ_{j∈g} a_jo·(A·w_o)_j`. The new scales are rounded to fp16 (as stored) and must
 /// be positive; an output keeps its old scales unless the new ones lower its share of the
-/// objective, so a refit never raises it. Alternated with ``CoordinateDescent`` sweeps on the
-/// codes (grids fixed), every step lowers the objective or leaves it.
+/// objective, so a refit never raises it. The solver's refit rounds
+/// (``GPTQConfiguration/refitRounds``) follow each refit with a GPTQ pass and its sweeps on the
+/// refitted grids, and keep the best solution met.
 ///
 /// Cost: one GEMM per group (`in × |g| × outputs`, `2·in²·out` flops in all), `in·out·G` for the
 /// normal equations' sums and `out·G³/3` for the solves; outputs are taken in chunks whose normal
