@@ -45,9 +45,9 @@ public enum RecommendedSettings {
     /// range search is there; `docs/design.md`, "Refining GPTQ's codes by coordinate descent".
     public static let gptqRefinementSweeps = 1
     /// GPTQ methods: each calibration window's first token counts once in the Hessians, like every
-    /// other. Weighting it 4 times lowered SmolLM2's perplexity under each of three seeds, by 0.9 %
-    /// on average (GPTQ W4 g64 asym); `docs/design.md`, "weighting each window's first token" — a
-    /// lead measured on one model, not yet the default.
+    /// other. Weighting it 4 times lowered SmolLM2's perplexity under each of three seeds (GPTQ g64
+    /// asym, means: W4 14.01 against 14.13, W3 16.40 against 16.58); `docs/design.md`, "weighting
+    /// each window's first token" — a lead measured on one model, not yet the default.
     public static let firstTokenWeight = 1.0
     /// GPTQ: no rounds of least-squares scale refitting and re-solving after the solve. Four
     /// rounds lower the per-layer errors by 5–8 % and make the model worse (SmolLM2 GPTQ g64 asym,
