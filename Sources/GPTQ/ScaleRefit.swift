@@ -113,9 +113,8 @@ private struct NormalEquations {
 
     /// Output `i`'s least-squares scales rounded to fp16 and how much they lower its objective
     /// `sᵀ·M·s − 2·sᵀ·r` from that of `old`; `nil` when they do not lower it (or its system
-    /// cannot be solved). A group
-    /// whose codes are all at the zero point keeps its old scale; so does one whose new scale is
-    /// not positive.
+    /// cannot be solved). A group whose codes are all at the zero point keeps its old scale; so
+    /// does one whose new scale is not positive.
     func solve(output i: Int, keeping old: [Double]) -> (scales: [Double], lower: Double)? {
         let G = groups
         var u = (0..<(G * G)).map { m[$0 * outputs + i] }, rhs = (0..<G).map { r[$0 * outputs + i] }
@@ -134,8 +133,7 @@ private struct NormalEquations {
             s[g] = v / u[g * G + g]
         }
         for g in 0..<G {
-            let rounded = Double(min(max(HalfPrecision.roundedToHalf(Float(s[g])), 0x1p-24), 65504))
-            s[g] = s[g].isFinite && s[g] > 0 ? rounded : old[g]
+            s[g] = s[g].isFinite && s[g] > 0 ? Double(GroupGrid.storedScale(Float(s[g]))) : old[g]
         }
         let lower = objective(i, old) - objective(i, s)
         return lower > 0 ? (s, lower) : nil

@@ -18,6 +18,13 @@ public struct GroupGrid: Sendable, Equatable {
         self.scale = scale
         self.zero = zero
     }
+
+    /// `scale` as it is stored: rounded to fp16, then held in fp16's positive range
+    /// `[2⁻²⁴, 65504]`.
+    @inlinable
+    public static func storedScale(_ scale: Float) -> Float {
+        Swift.min(Swift.max(HalfPrecision.roundedToHalf(scale), 0x1p-24), 65504)
+    }
 }
 
 /// Round half to even (as `torch.round`) without a library call: the `1.5·2²³` trick under the
@@ -44,8 +51,7 @@ extension QuantScheme {
     public func grid(minimum: Float, maximum: Float) -> GroupGrid {
         if singleSignRule == .autoAWQ { return autoAWQGrid(minimum: minimum, maximum: maximum) }
         let (lo, hi) = range(minimum: minimum, maximum: maximum)
-        var scale = HalfPrecision.roundedToHalf((hi - lo) / Float(maxq))
-        scale = Swift.min(Swift.max(scale, 0x1p-24), 65504)
+        let scale = GroupGrid.storedScale((hi - lo) / Float(maxq))
         let zero: Int32
         if symmetric {
             zero = Int32(symmetricZero)
@@ -99,10 +105,10 @@ extension QuantScheme {
     func autoAWQGrid(minimum: Float, maximum: Float) -> GroupGrid {
         if symmetric {
             let absmax = Swift.max(Swift.max(-minimum, maximum), 1e-5)
-            let scale = Swift.min(Swift.max(HalfPrecision.roundedToHalf(absmax / Float(symmetricZero - 1)), 0x1p-24), 65504)
+            let scale = GroupGrid.storedScale(absmax / Float(symmetricZero - 1))
             return GroupGrid(scale: scale, zero: Int32(symmetricZero))
         }
-        let scale = Swift.min(Swift.max(HalfPrecision.roundedToHalf(Swift.max(maximum - minimum, 1e-5) / Float(maxq)), 0x1p-24), 65504)
+        let scale = GroupGrid.storedScale(Swift.max(maximum - minimum, 1e-5) / Float(maxq))
         let z = roundHalfEven(-minimum / scale)
         return GroupGrid(scale: scale, zero: Int32(Swift.min(Swift.max(z, 0), Float(maxq))))
     }
